@@ -23,6 +23,9 @@ use crate::{
     WatchStream,
 };
 
+/// The largest etcd response accepted (kube-apiserver uses the same, `math.MaxInt32`).
+const MAX_RESPONSE_BYTES: usize = i32::MAX as usize;
+
 /// A store in an etcd v3 cluster.
 #[derive(Clone)]
 pub struct EtcdStore {
@@ -49,6 +52,14 @@ impl EtcdStore {
             client,
             compacted: Arc::new(AtomicI64::new(0)),
         })
+    }
+
+    /// A KV client that accepts responses as large as kube-apiserver allows (lists of many
+    /// objects exceed gRPC's 4 MiB default).
+    fn kv(&self) -> etcd_client::KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
     }
 
     /// Maps an etcd error, recognising compaction and future-revision answers.
@@ -98,7 +109,7 @@ fn failed_get(responses: Vec<TxnOpResponse>) -> Option<Revision> {
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         validate_key(key)?;
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let resp = kv
             .get(key, None)
             .await
@@ -130,7 +141,7 @@ impl Store for EtcdStore {
         if options.limit > 0 {
             get = get.with_limit(i64::try_from(options.limit + 1).unwrap_or(i64::MAX));
         }
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let resp = kv
             .get(start.from.as_bytes(), Some(get))
             .await
@@ -150,8 +161,7 @@ impl Store for EtcdStore {
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value.to_vec(), None)]);
         let resp = self
-            .client
-            .kv_client()
+            .kv()
             .txn(txn)
             .await
             .map_err(|e| self.map_err("etcd create", 0, e))?;
@@ -185,8 +195,7 @@ impl Store for EtcdStore {
             )])
             .or_else([TxnOp::get(key, None)]);
         let resp = self
-            .client
-            .kv_client()
+            .kv()
             .txn(txn)
             .await
             .map_err(|e| self.map_err("etcd update", 0, e))?;
@@ -234,8 +243,7 @@ impl Store for EtcdStore {
             )])
             .or_else([TxnOp::get(key, None)]);
         let resp = self
-            .client
-            .kv_client()
+            .kv()
             .txn(txn)
             .await
             .map_err(|e| self.map_err("etcd delete", 0, e))?;
@@ -291,7 +299,10 @@ impl Store for EtcdStore {
             .with_range(prefix_end(prefix).as_bytes())
             .with_start_revision(after + 1)
             .with_prev_key();
-        let mut client = self.client.watch_client();
+        let mut client = self
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let stream = client
             .watch(prefix.as_bytes(), Some(options))
             .await
@@ -340,7 +351,7 @@ impl Store for EtcdStore {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         validate_revision(revision)?;
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         match kv
             .compact(revision, Some(CompactionOptions::new().with_physical()))
             .await
@@ -364,7 +375,7 @@ impl Store for EtcdStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        let mut kv = self.client.kv_client();
+        let mut kv = self.kv();
         let resp = kv
             .get("/", Some(GetOptions::new().with_count_only()))
             .await

@@ -43,9 +43,14 @@ pub fn etcd_binary() -> PathBuf {
 impl EtcdProcess {
     /// Starts etcd and waits until it answers (at most 30 s). Retries on a port clash.
     pub async fn start() -> Result<Self> {
+        Self::start_in(&std::env::temp_dir()).await
+    }
+
+    /// Like [`start`](Self::start), with the data directory made under `parent`.
+    pub async fn start_in(parent: &std::path::Path) -> Result<Self> {
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start().await {
+            match Self::try_start(parent).await {
                 Ok(p) => return Ok(p),
                 Err(e) => last = Some(e),
             }
@@ -53,8 +58,9 @@ impl EtcdProcess {
         Err(last.unwrap_or(Error::Closed))
     }
 
-    async fn try_start() -> Result<Self> {
-        let data = tempfile::tempdir().map_err(|e| Error::backend("creating a temp dir", e))?;
+    async fn try_start(parent: &std::path::Path) -> Result<Self> {
+        let data =
+            tempfile::tempdir_in(parent).map_err(|e| Error::backend("creating a temp dir", e))?;
         let (client, peer) = (free_port()?, free_port()?);
         let client_url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");

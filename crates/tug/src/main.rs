@@ -1,1 +1,20 @@
-fn main() {}
+//! `tug`: Tugboat's one binary. This file only parses the command line and hands each
+//! subcommand to its module under `commands/`; everything else lives in library crates.
+
+mod commands;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = commands::Cli::parse();
+    commands::init_logging(cli.verbose);
+    match commands::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, the whole cause chain, non-zero exit.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

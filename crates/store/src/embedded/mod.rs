@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::key::{validate_key, validate_prefix, validate_revision, validate_value};
@@ -190,6 +190,22 @@ impl EmbeddedStore {
                 writer: Some(writer),
             }),
         })
+    }
+
+    /// The oldest revision still readable.
+    pub fn compacted_revision(&self) -> Revision {
+        self.inner.shared.compacted.load(Ordering::SeqCst)
+    }
+
+    /// How many versions the history holds (for tests and diagnostics).
+    pub async fn history_len(&self) -> Result<u64> {
+        self.read(|db, _| {
+            let fail = |e: redb::Error| Error::backend("counting history", e);
+            let txn = db.begin_read().map_err(|e| fail(e.into()))?;
+            let hist = txn.open_table(HIST).map_err(|e| fail(e.into()))?;
+            hist.len().map_err(|e| fail(e.into()))
+        })
+        .await
     }
 
     async fn write(&self, op: Op) -> Result<KeyValue> {

@@ -1,0 +1,57 @@
+//! The command line: one subcommand per file, flags named as in k3s and upstream
+//! Kubernetes where a name exists.
+
+mod bench;
+mod server;
+mod version;
+
+use clap::{Parser, Subcommand};
+
+/// Tugboat: Kubernetes in one small binary.
+#[derive(Debug, Parser)]
+#[command(name = "tug", version = version::VERSION, about, long_about = None)]
+pub struct Cli {
+    /// Log more (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane (and, later, the node agent) on this machine.
+    Server(server::ServerArgs),
+    /// Measure Tugboat against its peers, side by side.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Print the version.
+    Version,
+}
+
+/// Sets up `tracing` output on stderr.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Server(args) => server::run(args).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Version => {
+            version::print();
+            Ok(())
+        }
+    }
+}
