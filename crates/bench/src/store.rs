@@ -199,7 +199,7 @@ async fn open_embedded(dir: &Path) -> Result<EmbeddedStore> {
         compaction_interval: None,
         ..Default::default()
     };
-    Ok(EmbeddedStore::open(dir.join("embedded/state.redb"), options).await?)
+    Ok(EmbeddedStore::open(dir.join("embedded"), options).await?)
 }
 
 /// `writers` tasks create keys back to back for `duration`. Returns ops/s and latencies.

@@ -31,7 +31,7 @@ async fn crash_child() {
         compaction_interval: None,
         ..Default::default()
     };
-    let store = EmbeddedStore::open(std::path::Path::new(&dir).join("state.redb"), options)
+    let store = EmbeddedStore::open(std::path::Path::new(&dir).join("store"), options)
         .await
         .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -98,7 +98,7 @@ async fn acknowledged_writes_survive_sigkill() {
         compaction_interval: None,
         ..Default::default()
     };
-    let store = EmbeddedStore::open(dir.path().join("state.redb"), options)
+    let store = EmbeddedStore::open(dir.path().join("store"), options)
         .await
         .unwrap();
     let max = acked.values().copied().max().unwrap();

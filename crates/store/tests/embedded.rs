@@ -19,7 +19,7 @@ fn options() -> EmbeddedOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_continues_from_the_last_revision() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nested/state.redb");
+    let path = dir.path().join("nested/store");
     let last = {
         let s = EmbeddedStore::open(&path, options()).await.unwrap();
         let kv = s
@@ -158,7 +158,7 @@ async fn periodic_compaction_runs_on_its_own() {
         compaction_interval: Some(Duration::from_millis(50)),
         ..Default::default()
     };
-    let s = EmbeddedStore::open(dir.path().join("s.redb"), opts)
+    let s = EmbeddedStore::open(dir.path().join("store"), opts)
         .await
         .unwrap();
     let mut kv = s

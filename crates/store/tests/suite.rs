@@ -22,7 +22,7 @@ async fn embedded() -> Fixture {
         compaction_interval: None,
         ..Default::default()
     };
-    let store = EmbeddedStore::open(dir.path().join("state.redb"), options)
+    let store = EmbeddedStore::open(dir.path().join("store"), options)
         .await
         .unwrap();
     Fixture {

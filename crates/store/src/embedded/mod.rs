@@ -1,11 +1,12 @@
-//! The embedded store, Tugboat's default: durable on disk in one redb file, no separate
-//! process to run.
+//! The embedded store, Tugboat's default: durable on disk in a directory of two redb files
+//! (a write-ahead log and an index, layout in [`schema`]), no separate process to run.
 //!
 //! - Writes go to a single writer thread that commits them in groups (see [`writer`]): many
-//!   concurrent writers share one fsync, and each is acknowledged only once durable.
+//!   concurrent writers share one fsync of the log, and each is acknowledged only once
+//!   durable. Opening the store replays any log the index had not made durable.
 //! - Reads run on the blocking pool against redb snapshots (MVCC: readers never block the
-//!   writer). Lists at the latest revision read the `kv` table; lists at a past revision and
-//!   watch catch-up read the history tables (layout in [`schema`]).
+//!   writer). Lists at the latest revision read the `kv` table, lists at a past revision the
+//!   `hist` table, and watch catch-up reads the log.
 //! - Watches share one copy of each event between all watchers (see [`watch`]).
 //! - Compaction forgets old revisions in chunks between write batches; with
 //!   [`EmbeddedOptions::compaction_interval`] it runs periodically, compacting to the revision
@@ -32,7 +33,7 @@ use crate::key::{validate_key, validate_prefix, validate_revision, validate_valu
 use crate::{
     Error, Event, KeyValue, ListOptions, ListResult, Result, Revision, Store, WatchStream,
 };
-use schema::{from_disk, HIST, KV, META, REVS};
+use schema::{from_disk, HIST, KV, LOG, META};
 use writer::{Command, Op, Writer};
 
 /// How many events the live fan-out buffers before a slow watcher reads from the log instead.
@@ -67,8 +68,14 @@ struct Shared {
     compacted: AtomicI64,
 }
 
+/// The two databases: the write-ahead log and the index.
+struct Databases {
+    log: Database,
+    index: Database,
+}
+
 struct Inner {
-    db: Arc<Database>,
+    dbs: Arc<Databases>,
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -103,25 +110,28 @@ impl std::fmt::Debug for EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in the file `path`, continuing from its last revision,
-    /// and starts periodic compaction if configured. Needs a Tokio runtime.
-    pub async fn open(path: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self> {
-        let path = path.as_ref().to_owned();
+    /// Opens (or creates) the store in the directory `dir`, continuing from its last
+    /// revision, and starts periodic compaction if configured. Needs a Tokio runtime.
+    pub async fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self> {
+        let dir = dir.as_ref().to_owned();
         let cache = options.cache_bytes;
-        let db = tokio::task::spawn_blocking(move || {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    Error::backend(format!("creating directory {}", dir.display()), e)
-                })?;
-            }
-            redb::Builder::new()
-                .set_cache_size(cache)
-                .create(&path)
-                .map_err(|e| Error::backend(format!("opening {}", path.display()), e))
+        let store = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::backend(format!("creating directory {}", dir.display()), e))?;
+            let open = |name: &str, cache: usize| {
+                let path = dir.join(name);
+                redb::Builder::new()
+                    .set_cache_size(cache)
+                    .create(&path)
+                    .map_err(|e| Error::backend(format!("opening {}", path.display()), e))
+            };
+            Self::start(Databases {
+                log: open("log.redb", cache / 4)?,
+                index: open("index.redb", cache)?,
+            })
         })
         .await
         .map_err(|e| Error::backend("open task", e))??;
-        let store = Self::start(db)?;
         if let Some(every) = options.compaction_interval {
             tokio::spawn(compact_periodically(Arc::downgrade(&store.inner), every));
         }
@@ -130,38 +140,20 @@ impl EmbeddedStore {
 
     /// The same engine on memory: nothing survives the process. For tests.
     pub fn in_memory() -> Result<Self> {
-        let db = redb::Builder::new()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .map_err(|e| Error::backend("creating the in-memory database", e))?;
-        Self::start(db)
+        let memory = || {
+            redb::Builder::new()
+                .create_with_backend(redb::backends::InMemoryBackend::new())
+                .map_err(|e| Error::backend("creating the in-memory database", e))
+        };
+        Self::start(Databases {
+            log: memory()?,
+            index: memory()?,
+        })
     }
 
-    fn start(db: Database) -> Result<Self> {
-        let fail = |e: redb::Error| Error::backend("initialising the database", e);
-        // Create the tables and read where we left off.
-        let txn = db.begin_write().map_err(|e| fail(e.into()))?;
-        let (revision, compacted, pending) = {
-            let meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
-            txn.open_table(KV).map_err(|e| fail(e.into()))?;
-            txn.open_table(HIST).map_err(|e| fail(e.into()))?;
-            let revs = txn.open_table(REVS).map_err(|e| fail(e.into()))?;
-            let read = |name| -> Result<Revision> {
-                Ok(meta
-                    .get(name)
-                    .map_err(|e| fail(e.into()))?
-                    .map(|v| from_disk(v.value()))
-                    .unwrap_or(0))
-            };
-            let compacted = read(schema::META_COMPACTED)?;
-            let first = revs.first().map_err(|e| fail(e.into()))?;
-            let pending = first.is_some_and(|(rev, _)| from_disk(rev.value()) <= compacted);
-            // Like etcd, a fresh store is at revision 1, so every write has a revision after
-            // some earlier one and "watch after 0" can keep meaning "from now".
-            (read(schema::META_REVISION)?.max(1), compacted, pending)
-        };
-        txn.commit().map_err(|e| fail(e.into()))?;
-
-        let db = Arc::new(db);
+    fn start(dbs: Databases) -> Result<Self> {
+        let (revision, compacted, pending) = recover(&dbs)?;
+        let dbs = Arc::new(dbs);
         let (events, _) = broadcast::channel(FANOUT_BUFFER);
         let shared = Arc::new(Shared {
             events,
@@ -170,12 +162,13 @@ impl EmbeddedStore {
         });
         let (commands, rx) = mpsc::unbounded_channel();
         let writer = Writer {
-            db: db.clone(),
+            dbs: dbs.clone(),
             rx,
             shared: shared.clone(),
             revision,
             // Finish a compaction a crash interrupted.
             compacting: pending.then(|| (compacted, Vec::new())),
+            checkpointed: std::time::Instant::now(),
         };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
@@ -184,7 +177,7 @@ impl EmbeddedStore {
         tracing::debug!(revision, compacted, "embedded store open");
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
-                db,
+                dbs,
                 commands,
                 shared,
                 writer: Some(writer),
@@ -199,9 +192,9 @@ impl EmbeddedStore {
 
     /// How many versions the history holds (for tests and diagnostics).
     pub async fn history_len(&self) -> Result<u64> {
-        self.read(|db, _| {
+        self.read(|dbs, _| {
             let fail = |e: redb::Error| Error::backend("counting history", e);
-            let txn = db.begin_read().map_err(|e| fail(e.into()))?;
+            let txn = dbs.index.begin_read().map_err(|e| fail(e.into()))?;
             let hist = txn.open_table(HIST).map_err(|e| fail(e.into()))?;
             hist.len().map_err(|e| fail(e.into()))
         })
@@ -219,10 +212,10 @@ impl EmbeddedStore {
 
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Database, &Shared) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&Databases, &Shared) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&inner.db, &inner.shared))
+        tokio::task::spawn_blocking(move || f(&inner.dbs, &inner.shared))
             .await
             .map_err(|e| Error::backend("read task", e))?
     }
@@ -233,15 +226,15 @@ impl Store for EmbeddedStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         validate_key(key)?;
         let key = key.to_owned();
-        self.read(move |db, _| reads::get(db, &key)).await
+        self.read(move |dbs, _| reads::get(&dbs.index, &key)).await
     }
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListResult> {
         let start = crate::key::list_start(prefix, &options)?;
         let prefix = prefix.to_owned();
-        self.read(move |db, shared| {
+        self.read(move |dbs, shared| {
             reads::list(
-                db,
+                &dbs.index,
                 &prefix,
                 &start,
                 options.limit,
@@ -289,7 +282,7 @@ impl Store for EmbeddedStore {
         validate_prefix(prefix)?;
         validate_revision(after)?;
         watch::start(
-            self.inner.db.clone(),
+            self.inner.dbs.clone(),
             self.inner.shared.clone(),
             prefix.to_owned(),
             after,
@@ -309,6 +302,75 @@ impl Store for EmbeddedStore {
     async fn current_revision(&self) -> Result<Revision> {
         Ok(self.inner.shared.current.load(Ordering::SeqCst))
     }
+}
+
+/// Creates the tables, replays the log into the index where the index is behind, and returns
+/// the current revision, the compacted revision, and whether a compaction was interrupted.
+fn recover(dbs: &Databases) -> Result<(Revision, Revision, bool)> {
+    let fail = |e: redb::Error| Error::backend("recovering the embedded store", e);
+    let ltxn = dbs.log.begin_write().map_err(|e| fail(e.into()))?;
+    let (first, last) = {
+        let log = ltxn.open_table(LOG).map_err(|e| fail(e.into()))?;
+        let first = log
+            .first()
+            .map_err(|e| fail(e.into()))?
+            .map(|(r, _)| r.value());
+        let last = log
+            .last()
+            .map_err(|e| fail(e.into()))?
+            .map(|(r, _)| r.value());
+        (first, last)
+    };
+    ltxn.commit().map_err(|e| fail(e.into()))?;
+
+    let itxn = dbs.index.begin_write().map_err(|e| fail(e.into()))?;
+    let (applied, compacted) = {
+        let meta = itxn.open_table(META).map_err(|e| fail(e.into()))?;
+        let read = |name| -> Result<Revision> {
+            Ok(meta
+                .get(name)
+                .map_err(|e| fail(e.into()))?
+                .map(|v| from_disk(v.value()))
+                .unwrap_or(0))
+        };
+        (read(schema::META_REVISION)?, read(schema::META_COMPACTED)?)
+    };
+    let mut revision = applied;
+    {
+        let mut t = writer::IndexTables {
+            kv: itxn.open_table(KV).map_err(|e| fail(e.into()))?,
+            hist: itxn.open_table(HIST).map_err(|e| fail(e.into()))?,
+        };
+        if let Some(last) = last.filter(|l| from_disk(*l) > applied) {
+            let rtxn = dbs.log.begin_read().map_err(|e| fail(e.into()))?;
+            let log = rtxn.open_table(LOG).map_err(|e| fail(e.into()))?;
+            let mut replayed = 0u64;
+            let range = log
+                .range(schema::to_disk(applied) + 1..=last)
+                .map_err(|e| fail(e.into()))?;
+            for entry in range {
+                let (rev, raw) = entry.map_err(|e| fail(e.into()))?;
+                let rev = from_disk(rev.value());
+                let (kind, kv) =
+                    schema::decode_log(rev, raw.value()).ok_or_else(|| Error::Backend {
+                        message: format!("log record at revision {rev} is corrupt"),
+                        source: None,
+                    })?;
+                writer::apply_to_index(&mut t, kind, &kv).map_err(fail)?;
+                revision = rev;
+                replayed += 1;
+            }
+            tracing::info!(replayed, revision, "replayed the store log into the index");
+        }
+        let mut meta = itxn.open_table(META).map_err(|e| fail(e.into()))?;
+        meta.insert(schema::META_REVISION, schema::to_disk(revision))
+            .map_err(|e| fail(e.into()))?;
+    }
+    itxn.commit().map_err(|e| fail(e.into()))?;
+    let pending = first.is_some_and(|f| from_disk(f) <= compacted);
+    // Like etcd, a fresh store is at revision 1, so every write has a revision after some
+    // earlier one and "watch after 0" can keep meaning "from now".
+    Ok((revision.max(1), compacted, pending))
 }
 
 /// Every `every`, compacts to the revision that was current at the previous tick, so history

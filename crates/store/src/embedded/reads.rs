@@ -21,12 +21,8 @@ fn corrupt(key: &str) -> Error {
 pub(super) fn get(db: &Database, key: &str) -> Result<Option<KeyValue>> {
     let txn = db.begin_read().map_err(fail)?;
     let kv = txn.open_table(KV).map_err(fail)?;
-    match kv.get(key).map_err(fail)? {
-        Some(raw) => schema::decode_kv(key, raw.value())
-            .map(Some)
-            .ok_or_else(|| corrupt(key)),
-        None => Ok(None),
-    }
+    let hist = txn.open_table(HIST).map_err(fail)?;
+    schema::latest(&kv, &hist, key).map_err(fail)
 }
 
 /// One page of the keys under `prefix` at `start.revision` (0 = latest).
@@ -71,13 +67,21 @@ pub(super) fn list(
     }
     if revision == current {
         let kv = txn.open_table(KV).map_err(fail)?;
+        let hist = txn.open_table(HIST).map_err(fail)?;
         for entry in kv.range(start.from.as_str()..end.as_str()).map_err(fail)? {
             if items.len() == wanted {
                 break;
             }
             let (key, raw) = entry.map_err(fail)?;
             let key = key.value();
-            items.push(schema::decode_kv(key, raw.value()).ok_or_else(|| corrupt(key))?);
+            let (_, modified) = schema::decode_kv(raw.value()).ok_or_else(|| corrupt(key))?;
+            let version = hist
+                .get((key, to_disk(modified)))
+                .map_err(fail)?
+                .ok_or_else(|| corrupt(key))?;
+            let (_, item) =
+                schema::decode_hist(key, modified, version.value()).ok_or_else(|| corrupt(key))?;
+            items.push(item);
         }
     } else {
         // Past revision: for each key, the newest version at or before `revision`.

@@ -15,15 +15,15 @@ use futures::StreamExt;
 use redb::{Database, ReadableDatabase};
 use tokio::sync::broadcast;
 
-use super::schema::{self, from_disk, to_disk, HIST, REVS};
-use super::Shared;
+use super::schema::{self, from_disk, to_disk, LOG};
+use super::{Databases, Shared};
 use crate::{Error, Event, Result, Revision, WatchStream};
 
 /// How many log entries one catch-up read scans.
 const CATCH_UP_BATCH: usize = 1024;
 
 struct Watcher {
-    db: Arc<Database>,
+    dbs: Arc<Databases>,
     shared: Arc<Shared>,
     rx: broadcast::Receiver<Arc<Event>>,
     prefix: String,
@@ -37,7 +37,7 @@ struct Watcher {
 
 /// Starts a watch of `prefix` after revision `after` (0 = now).
 pub(super) fn start(
-    db: Arc<Database>,
+    dbs: Arc<Databases>,
     shared: Arc<Shared>,
     prefix: String,
     after: Revision,
@@ -60,7 +60,7 @@ pub(super) fn start(
         });
     }
     let watcher = Watcher {
-        db,
+        dbs,
         shared,
         rx,
         prefix,
@@ -130,12 +130,13 @@ impl Watcher {
                 oldest,
             });
         }
-        let db = self.db.clone();
+        let dbs = self.dbs.clone();
         let prefix = self.prefix.clone();
         let (from, to) = (self.seen, self.catch_up_to);
-        let (events, last) = tokio::task::spawn_blocking(move || read_log(&db, &prefix, from, to))
-            .await
-            .map_err(|e| Error::backend("watch catch-up task", e))??;
+        let (events, last) =
+            tokio::task::spawn_blocking(move || read_log(&dbs.log, &prefix, from, to))
+                .await
+                .map_err(|e| Error::backend("watch catch-up task", e))??;
         // Compaction may have removed part of what we read; the log scan would then have
         // skipped revisions, so check again after reading.
         let oldest = self.shared.compacted.load(Ordering::SeqCst);
@@ -154,41 +155,35 @@ impl Watcher {
 /// Events under `prefix` with revisions in `(after, upto]`, reading at most
 /// [`CATCH_UP_BATCH`] log entries. Returns them and the last revision covered.
 fn read_log(
-    db: &Database,
+    log: &Database,
     prefix: &str,
     after: Revision,
     upto: Revision,
 ) -> Result<(Vec<Event>, Revision)> {
     let fail = |e: redb::Error| Error::backend("reading the watch log", e);
-    let txn = db.begin_read().map_err(|e| fail(e.into()))?;
-    let revs = txn.open_table(REVS).map_err(|e| fail(e.into()))?;
-    let hist = txn.open_table(HIST).map_err(|e| fail(e.into()))?;
+    let txn = log.begin_read().map_err(|e| fail(e.into()))?;
+    let table = txn.open_table(LOG).map_err(|e| fail(e.into()))?;
     let mut events = Vec::new();
     let mut last = after;
-    let range = revs
+    let range = table
         .range(to_disk(after) + 1..=to_disk(upto))
         .map_err(|e| fail(e.into()))?;
     for (scanned, entry) in range.enumerate() {
         if scanned == CATCH_UP_BATCH {
             return Ok((events, last));
         }
-        let (rev, key) = entry.map_err(|e| fail(e.into()))?;
-        let (rev, key) = (rev.value(), key.value());
-        last = from_disk(rev);
-        if !key.starts_with(prefix) {
+        let (rev, raw) = entry.map_err(|e| fail(e.into()))?;
+        let rev = from_disk(rev.value());
+        last = rev;
+        let raw = raw.value();
+        if !schema::log_key(raw).is_some_and(|k| k.starts_with(prefix)) {
             continue;
         }
-        let raw = hist.get((key, rev)).map_err(|e| fail(e.into()))?;
-        let decoded = raw.and_then(|raw| schema::decode_hist(key, from_disk(rev), raw.value()));
-        match decoded {
-            Some((kind, kv)) => events.push(Event { kind, kv }),
-            None => {
-                return Err(Error::Backend {
-                    message: format!("history entry for {key:?} at revision {rev} is missing"),
-                    source: None,
-                })
-            }
-        }
+        let (kind, kv) = schema::decode_log(rev, raw).ok_or_else(|| Error::Backend {
+            message: format!("log record at revision {rev} is corrupt"),
+            source: None,
+        })?;
+        events.push(Event { kind, kv });
     }
     Ok((events, upto))
 }

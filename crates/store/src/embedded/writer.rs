@@ -1,30 +1,35 @@
-//! The embedded store's single writer: group commit and compaction.
+//! The embedded store's single writer: group commit, checkpoints and compaction.
 //!
 //! All mutations go through one thread. It takes every request waiting in its queue (up to
-//! [`MAX_BATCH`]), applies them in arrival order inside one redb write transaction, commits
-//! once — one fsync for the whole batch — and only then answers each caller and publishes the
-//! events to watchers. A caller's write is therefore acknowledged only after it is durable,
-//! and concurrent writers share the cost of the sync. Compare-and-swap checks see earlier
-//! writes of the same batch, so exactly one of several racing updates wins.
+//! [`MAX_BATCH`]) and applies them in arrival order: compare-and-swap checks run against the
+//! index (seeing earlier writes of the same batch, so exactly one of several racing updates
+//! wins), the resulting changes are appended to the log and the log is committed durably —
+//! one fsync for the whole batch — and only then is each caller answered and each event
+//! published to watchers. The index commit that follows skips the fsync; every
+//! [`CHECKPOINT_INTERVAL`] one index commit is made durable, so a restart replays at most
+//! that much log.
 //!
 //! Compaction runs on the same thread in chunks of [`COMPACT_CHUNK`] revisions between
 //! batches, so a large compaction never stalls writers for long.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redb::{Database, ReadableTable, Table};
+use redb::{Durability, ReadableTable, Table};
 use tokio::sync::{mpsc, oneshot};
 
-use super::schema::{self, from_disk, to_disk, HIST, KV, META, REVS};
-use super::Shared;
+use super::schema::{self, to_disk, HIST, KV, LOG, META};
+use super::{Databases, Shared};
 use crate::{Error, Event, EventKind, KeyValue, Result, Revision};
 
 /// The most writes committed in one transaction.
 pub(super) const MAX_BATCH: usize = 1024;
 /// The most revisions forgotten in one compaction transaction.
 pub(super) const COMPACT_CHUNK: usize = 4096;
+/// How often the index is made durable.
+pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// One mutation.
 pub(super) enum Op {
@@ -57,23 +62,47 @@ pub(super) enum Command {
 
 /// The writer thread's state.
 pub(super) struct Writer {
-    pub(super) db: Arc<Database>,
+    pub(super) dbs: Arc<Databases>,
     pub(super) rx: mpsc::UnboundedReceiver<Command>,
     pub(super) shared: Arc<Shared>,
     /// The latest committed revision.
     pub(super) revision: Revision,
     /// Compaction still to be done physically, and who waits for it.
     pub(super) compacting: Option<(Revision, Vec<oneshot::Sender<Result<()>>>)>,
+    /// When the index was last made durable.
+    pub(super) checkpointed: Instant,
 }
 
-struct Tables<'t> {
-    kv: Table<'t, &'static str, &'static [u8]>,
-    hist: Table<'t, (&'static str, u64), &'static [u8]>,
-    revs: Table<'t, u64, &'static str>,
+/// The index tables a change is applied to.
+pub(super) struct IndexTables<'t> {
+    pub(super) kv: Table<'t, &'static str, &'static [u8]>,
+    pub(super) hist: Table<'t, (&'static str, u64), &'static [u8]>,
+}
+
+/// Applies one change (from a fresh write or from log replay) to the index.
+pub(super) fn apply_to_index(
+    t: &mut IndexTables<'_>,
+    kind: EventKind,
+    kv: &KeyValue,
+) -> Result<(), redb::Error> {
+    let key = kv.key.as_str();
+    match kind {
+        EventKind::Delete => {
+            t.kv.remove(key)?;
+        }
+        _ => {
+            let encoded = schema::encode_kv(kv.create_revision, kv.mod_revision);
+            t.kv.insert(key, encoded.as_slice())?;
+        }
+    }
+    let hist = schema::encode_hist(kind, kv.create_revision, &kv.value);
+    t.hist
+        .insert((key, to_disk(kv.mod_revision)), hist.as_slice())?;
+    Ok(())
 }
 
 impl Writer {
-    /// Runs until every sender is gone.
+    /// Runs until every sender is gone, then makes the index durable.
     pub(super) fn run(mut self) {
         loop {
             let first = if self.compacting.is_some() {
@@ -109,24 +138,40 @@ impl Writer {
                 self.compact_chunk();
             }
         }
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "final index checkpoint failed; the log will be replayed");
+        }
         tracing::debug!("embedded store writer stopped");
+    }
+
+    /// Commits an empty durable index transaction, persisting all earlier index commits.
+    fn checkpoint(&mut self) -> Result<(), redb::Error> {
+        let mut txn = self.dbs.index.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        self.checkpointed = Instant::now();
+        Ok(())
     }
 
     fn commit_batch(&mut self, writes: Vec<(Op, oneshot::Sender<Result<KeyValue>>)>) {
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut events = Vec::with_capacity(writes.len());
+        let durable_index = self.checkpointed.elapsed() >= CHECKPOINT_INTERVAL;
         let committed = (|| -> Result<Revision, redb::Error> {
-            let txn = self.db.begin_write()?;
+            let mut itxn = self.dbs.index.begin_write()?;
+            if !durable_index {
+                itxn.set_durability(Durability::None)?;
+            }
             let mut rev = self.revision;
             {
-                let mut t = Tables {
-                    kv: txn.open_table(KV)?,
-                    hist: txn.open_table(HIST)?,
-                    revs: txn.open_table(REVS)?,
+                let mut t = IndexTables {
+                    kv: itxn.open_table(KV)?,
+                    hist: itxn.open_table(HIST)?,
                 };
                 for (op, reply) in writes {
-                    match apply(&mut t, rev + 1, op)? {
+                    match check(&t, rev + 1, op)? {
                         Ok((kind, kv)) => {
+                            apply_to_index(&mut t, kind, &kv)?;
                             rev += 1;
                             events.push(Arc::new(Event {
                                 kind,
@@ -137,17 +182,36 @@ impl Writer {
                         Err(e) => outcomes.push((reply, Err(e))),
                     }
                 }
-                let mut meta = txn.open_table(META)?;
-                meta.insert(schema::META_REVISION, to_disk(rev))?;
+                itxn.open_table(META)?
+                    .insert(schema::META_REVISION, to_disk(rev))?;
             }
-            txn.commit()?;
+            if events.is_empty() {
+                // Only failed writes: nothing to log, nothing changed.
+                itxn.abort()?;
+                return Ok(rev);
+            }
+            // The log commit is the durability point.
+            let ltxn = self.dbs.log.begin_write()?;
+            {
+                let mut log = ltxn.open_table(LOG)?;
+                for e in &events {
+                    let record =
+                        schema::encode_log(e.kind, e.kv.create_revision, &e.kv.key, &e.kv.value);
+                    log.insert(to_disk(e.revision()), record.as_slice())?;
+                }
+            }
+            ltxn.commit()?;
+            itxn.commit()?;
             Ok(rev)
         })();
         match committed {
             Ok(rev) => {
+                if durable_index && !events.is_empty() {
+                    self.checkpointed = Instant::now();
+                }
                 self.revision = rev;
-                // Publish the revision before the events: a watcher that reads the revision
-                // and then subscribes would otherwise miss events sent in between.
+                // Publish the revision before the events: a watcher reads the revision after
+                // subscribing, so it either gets an event live or reads it from the log.
                 self.shared.current.store(rev, Ordering::SeqCst);
                 for event in events {
                     // No receivers is fine: nobody is watching.
@@ -181,10 +245,11 @@ impl Writer {
         let logical = self.shared.compacted.load(Ordering::SeqCst);
         let target = revision.max(logical);
         let persisted = (|| -> Result<(), redb::Error> {
-            let txn = self.db.begin_write()?;
+            let txn = self.dbs.index.begin_write()?;
             txn.open_table(META)?
                 .insert(schema::META_COMPACTED, to_disk(target))?;
             txn.commit()?;
+            self.checkpointed = Instant::now();
             Ok(())
         })();
         if let Err(e) = persisted {
@@ -203,50 +268,61 @@ impl Writer {
         }
     }
 
-    /// Forgets up to [`COMPACT_CHUNK`] revisions at or below the compaction target.
+    /// Forgets up to [`COMPACT_CHUNK`] revisions at or below the compaction target: first
+    /// the superseded versions in the index (durably), then the log entries.
     pub(super) fn compact_chunk(&mut self) {
         let Some((target, _)) = &self.compacting else {
             return;
         };
         let target = to_disk(*target);
         let result = (|| -> Result<bool, redb::Error> {
-            let txn = self.db.begin_write()?;
-            let done;
+            let mut batch = Vec::new();
             {
-                let mut revs = txn.open_table(REVS)?;
-                let mut hist = txn.open_table(HIST)?;
-                let mut batch = Vec::new();
-                for entry in revs.range(..=target)?.take(COMPACT_CHUNK) {
-                    let (rev, key) = entry?;
-                    batch.push((rev.value(), key.value().to_owned()));
-                }
-                done = batch.len() < COMPACT_CHUNK;
-                for (rev, key) in batch {
-                    // Versions older than this one can no longer be read at any revision.
-                    hist.retain_in((key.as_str(), 0)..(key.as_str(), rev), |_, _| false)?;
-                    let tombstone = hist
-                        .get((key.as_str(), rev))?
-                        .is_some_and(|raw| schema::hist_is_delete(raw.value()));
-                    if tombstone {
-                        let later = hist
-                            .range((key.as_str(), rev + 1)..=(key.as_str(), target))?
-                            .next()
-                            .is_some();
-                        if !later {
-                            hist.remove((key.as_str(), rev))?;
-                        }
-                    }
-                    revs.remove(rev)?;
+                let ltxn = redb::ReadableDatabase::begin_read(&self.dbs.log)?;
+                let log = ltxn.open_table(LOG)?;
+                for entry in log.range(..=target)?.take(COMPACT_CHUNK) {
+                    let (rev, raw) = entry?;
+                    let key = schema::log_key(raw.value()).ok_or_else(|| {
+                        redb::Error::Corrupted(format!("log record {} is corrupt", rev.value()))
+                    })?;
+                    batch.push((rev.value(), key.to_owned()));
                 }
             }
-            txn.commit()?;
+            let done = batch.len() < COMPACT_CHUNK;
+            let itxn = self.dbs.index.begin_write()?;
+            {
+                let mut hist = itxn.open_table(HIST)?;
+                for (rev, key) in &batch {
+                    let (key, rev) = (key.as_str(), *rev);
+                    // Versions older than this one can no longer be read at any revision.
+                    hist.retain_in((key, 0)..(key, rev), |_, _| false)?;
+                    let tombstone = hist
+                        .get((key, rev))?
+                        .is_some_and(|raw| schema::hist_is_delete(raw.value()));
+                    if tombstone {
+                        let later = hist.range((key, rev + 1)..=(key, target))?.next().is_some();
+                        if !later {
+                            hist.remove((key, rev))?;
+                        }
+                    }
+                }
+            }
+            // Durable before the log entries go, so they are never needed for replay again.
+            itxn.commit()?;
+            self.checkpointed = Instant::now();
+            if let (Some((first, _)), Some((last, _))) = (batch.first(), batch.last()) {
+                let ltxn = self.dbs.log.begin_write()?;
+                ltxn.open_table(LOG)?
+                    .retain_in(*first..=*last, |_, _| false)?;
+                ltxn.commit()?;
+            }
             Ok(done)
         })();
         match result {
             Ok(false) => {}
             Ok(true) => {
                 if let Some((target, waiters)) = self.compacting.take() {
-                    tracing::debug!(revision = from_disk(to_disk(target)), "compaction done");
+                    tracing::debug!(revision = target, "compaction done");
                     for w in waiters {
                         let _ = w.send(Ok(()));
                     }
@@ -267,10 +343,11 @@ impl Writer {
     }
 }
 
-/// Applies one mutation at revision `rev`. The outer error aborts the batch (storage failed);
-/// the inner one is the caller's (conflict, missing key…).
-fn apply(
-    t: &mut Tables<'_>,
+/// Checks one mutation against the index and builds the change it makes at revision `rev`.
+/// The outer error aborts the batch (storage failed); the inner one is the caller's
+/// (conflict, missing key…).
+fn check(
+    t: &IndexTables<'_>,
     rev: Revision,
     op: Op,
 ) -> Result<Result<(EventKind, KeyValue)>, redb::Error> {
@@ -309,7 +386,6 @@ fn apply(
                     actual: current.mod_revision,
                 }));
             }
-            t.kv.remove(key.as_str())?;
             (
                 key,
                 EventKind::Delete,
@@ -318,17 +394,6 @@ fn apply(
             )
         }
     };
-    if kind != EventKind::Delete {
-        t.kv.insert(
-            key.as_str(),
-            schema::encode_kv(create, rev, &value).as_slice(),
-        )?;
-    }
-    t.hist.insert(
-        (key.as_str(), to_disk(rev)),
-        schema::encode_hist(kind, create, &value).as_slice(),
-    )?;
-    t.revs.insert(to_disk(rev), key.as_str())?;
     Ok(Ok((
         kind,
         KeyValue {
@@ -340,11 +405,6 @@ fn apply(
     )))
 }
 
-fn current(t: &Tables<'_>, key: &str) -> Result<Option<KeyValue>, redb::Error> {
-    let Some(raw) = t.kv.get(key)? else {
-        return Ok(None);
-    };
-    schema::decode_kv(key, raw.value())
-        .map(Some)
-        .ok_or_else(|| redb::Error::Corrupted(format!("undecodable value for key {key:?}")))
+fn current(t: &IndexTables<'_>, key: &str) -> Result<Option<KeyValue>, redb::Error> {
+    schema::latest(&t.kv, &t.hist, key)
 }

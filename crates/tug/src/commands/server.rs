@@ -35,7 +35,7 @@ pub async fn open_store(args: &ServerArgs) -> anyhow::Result<Arc<dyn Store>> {
             .context("connecting to the datastore")?;
         return Ok(Arc::new(store));
     }
-    let path = args.data_dir.join("server/db/state.redb");
+    let path = args.data_dir.join("server/db");
     let store = EmbeddedStore::open(&path, EmbeddedOptions::default())
         .await
         .with_context(|| format!("opening the embedded store at {}", path.display()))?;
