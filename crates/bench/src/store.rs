@@ -6,7 +6,7 @@
 //! that machine noise hits both alike.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -291,8 +291,8 @@ async fn watch_case(
     value: &Bytes,
 ) -> Result<(Histogram<u64>, Histogram<u64>)> {
     let prefix = "/registry/bench-watch/";
-    let times: Arc<Mutex<Vec<(Option<Instant>, Option<Instant>)>>> =
-        Arc::new(Mutex::new(vec![(None, None); events]));
+    // (issued, acknowledged) per write, by index.
+    let mut times: Vec<(Instant, Instant)> = Vec::with_capacity(events);
     let mut watch = store.watch(prefix, 0).await?;
     let receiver = tokio::spawn(async move {
         let mut received = Vec::with_capacity(events);
@@ -321,20 +321,14 @@ async fn watch_case(
         store
             .create(&format!("{prefix}k{i}"), value.clone())
             .await?;
-        let acked = Instant::now();
-        if let Ok(mut t) = times.lock() {
-            t[i] = (Some(issued), Some(acked));
-        }
+        times.push((issued, Instant::now()));
     }
     let received = receiver
         .await
         .map_err(|e| Error::Invalid(format!("watch task failed: {e}")))??;
     let (mut after_ack, mut end_to_end) = (histogram(), histogram());
-    let times = times
-        .lock()
-        .map_err(|_| Error::Invalid("poisoned".into()))?;
     for (index, at) in received {
-        if let Some((Some(issued), Some(acked))) = times.get(index) {
+        if let Some((issued, acked)) = times.get(index) {
             record(&mut after_ack, at.saturating_duration_since(*acked));
             record(&mut end_to_end, at.saturating_duration_since(*issued));
         }

@@ -123,7 +123,7 @@ impl EtcdProcess {
 
     /// A store connected to this etcd.
     pub async fn store(&self) -> Result<EtcdStore> {
-        EtcdStore::connect(&[self.endpoint.clone()]).await
+        EtcdStore::connect(std::slice::from_ref(&self.endpoint)).await
     }
 
     /// The etcd server's process id (to measure its memory, say).

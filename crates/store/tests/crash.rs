@@ -5,6 +5,8 @@
 //! The child is this same test binary, re-run with `TUG_CRASH_CHILD_DIR` set, so no extra
 //! program needs building.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

@@ -1,6 +1,8 @@
 //! Behaviour particular to the embedded store: durability across reopen, zero-copy watch
 //! fan-out, slow watchers catching up from the log, and compaction bounding history.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,7 +86,7 @@ async fn a_watcher_that_falls_behind_catches_up_from_the_log() {
     let mut slow = s.watch("/registry/pods/", 0).await.unwrap();
     let base = s.current_revision().await.unwrap();
     // More writes than the live fan-out buffers, while the watcher reads nothing.
-    let writes = 6000;
+    let writes: i64 = 6000;
     let tasks: Vec<_> = (0..4)
         .map(|w| {
             let s = s.clone();
@@ -99,15 +101,13 @@ async fn a_watcher_that_falls_behind_catches_up_from_the_log() {
     for t in tasks {
         t.await.unwrap();
     }
-    let mut expected = base + 1;
-    for _ in 0..writes {
+    for expected in base + 1..=base + writes {
         let e = tokio::time::timeout(Duration::from_secs(10), slow.next())
             .await
             .unwrap()
             .unwrap()
             .unwrap();
         assert_eq!(e.revision(), expected, "in order, no gaps, no duplicates");
-        expected += 1;
     }
 }
 

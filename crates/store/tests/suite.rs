@@ -1,6 +1,8 @@
 //! One backend-independent test suite: the same assertions against the embedded store (on
 //! disk), the in-memory store and a real etcd started for each test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -169,6 +169,7 @@ impl EmbeddedStore {
             // Finish a compaction a crash interrupted.
             compacting: pending.then(|| (compacted, Vec::new())),
             checkpointed: std::time::Instant::now(),
+            last_batch: 0,
         };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())

@@ -28,6 +28,11 @@ use crate::{Error, Event, EventKind, KeyValue, Result, Revision};
 pub(super) const MAX_BATCH: usize = 1024;
 /// The most revisions forgotten in one compaction transaction.
 pub(super) const COMPACT_CHUNK: usize = 4096;
+/// A batch at least this big means load: the next batch waits [`LINGER`] for stragglers.
+pub(super) const LINGER_ABOVE: usize = 8;
+/// How long a batch under load waits for more writes to join it.
+pub(super) const LINGER: Duration = Duration::from_micros(LINGER_MICROS);
+const LINGER_MICROS: u64 = 300;
 /// How often the index is made durable.
 pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -71,6 +76,8 @@ pub(super) struct Writer {
     pub(super) compacting: Option<(Revision, Vec<oneshot::Sender<Result<()>>>)>,
     /// When the index was last made durable.
     pub(super) checkpointed: Instant,
+    /// How many writes the last batch had.
+    pub(super) last_batch: usize,
 }
 
 /// The index tables a change is applied to.
@@ -122,15 +129,29 @@ impl Writer {
             };
             let mut writes = Vec::new();
             let mut next = Some(first);
-            while let Some(cmd) = next.take() {
-                match cmd {
-                    Command::Write { op, reply } => writes.push((op, reply)),
-                    Command::Compact { revision, reply } => self.start_compaction(revision, reply),
+            let mut lingered = false;
+            loop {
+                while let Some(cmd) = next.take() {
+                    match cmd {
+                        Command::Write { op, reply } => writes.push((op, reply)),
+                        Command::Compact { revision, reply } => {
+                            self.start_compaction(revision, reply)
+                        }
+                    }
+                    if writes.len() < MAX_BATCH {
+                        next = self.rx.try_recv().ok();
+                    }
                 }
-                if writes.len() < MAX_BATCH {
-                    next = self.rx.try_recv().ok();
+                // Under load, the writers answered by the last batch are still on their way
+                // back; waiting for them briefly makes one batch (one fsync) of two.
+                if lingered || self.last_batch < LINGER_ABOVE || writes.len() >= self.last_batch {
+                    break;
                 }
+                lingered = true;
+                std::thread::sleep(LINGER);
+                next = self.rx.try_recv().ok();
             }
+            self.last_batch = writes.len();
             if !writes.is_empty() {
                 self.commit_batch(writes);
             }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The one command that takes a fresh Debian 12 machine to a running Tugboat: installs what is
+# missing, builds the release binary, and starts `tug server` (embedded store, no
+# configuration). Extra arguments go to `tug server`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/install-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+cargo build --release --locked -p tug
+echo "built target/release/tug ($(target/release/tug version | head -n1))"
+
+args=()
+if [ "$(id -u)" -ne 0 ]; then
+  # /var/lib/tug needs root; keep state in the user's home instead.
+  args+=(--data-dir "${XDG_DATA_HOME:-$HOME/.local/share}/tug")
+fi
+exec target/release/tug server "${args[@]}" "$@"
