@@ -1,18 +1,20 @@
-//! The embedded store, Tugboat's default: durable on disk in a directory of two redb files
-//! (a write-ahead log and an index, layout in [`schema`]), no separate process to run.
+//! The embedded store, Tugboat's default: durable on disk in one fjall database (an LSM
+//! tree with a journal; layout in [`schema`], the choice in docs/store.md), no separate
+//! process to run.
 //!
 //! - Writes go to a single writer thread that commits them in groups (see [`writer`]): many
-//!   concurrent writers share one fsync of the log, and each is acknowledged only once
-//!   durable. Opening the store replays any log the index had not made durable.
-//! - Reads run on the blocking pool against redb snapshots (MVCC: readers never block the
-//!   writer). Lists at the latest revision read the `kv` table, lists at a past revision the
-//!   `hist` table, and watch catch-up reads the log.
+//!   concurrent writers share one journal fsync, and each is acknowledged only once durable.
+//!   Opening the store recovers from the journal.
+//! - Reads run on the blocking pool against fjall snapshots (readers never block the
+//!   writer). Lists at the latest revision read the `kv` keyspace, lists at a past revision
+//!   the `hist` keyspace, and watch catch-up the `revs` log.
 //! - Watches share one copy of each event between all watchers (see [`watch`]).
 //! - Compaction forgets old revisions in chunks between write batches; with
 //!   [`EmbeddedOptions::compaction_interval`] it runs periodically, compacting to the revision
 //!   that was current one interval earlier, as kube-apiserver does with etcd.
 //!
-//! [`EmbeddedStore::in_memory`] runs the same engine on memory, for tests.
+//! [`EmbeddedStore::in_memory`] runs the same engine in a temporary directory without
+//! fsync, for tests.
 
 mod reads;
 mod schema;
@@ -26,14 +28,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::key::{validate_key, validate_prefix, validate_revision, validate_value};
 use crate::{
     Error, Event, KeyValue, ListOptions, ListResult, Result, Revision, Store, WatchStream,
 };
-use schema::{from_disk, HIST, KV, LOG, META};
 use writer::{Command, Op, Writer};
 
 /// How many events the live fan-out buffers before a slow watcher reads from the log instead.
@@ -45,16 +46,83 @@ pub struct EmbeddedOptions {
     /// Compact periodically: each tick compacts to the revision of the previous tick.
     /// `None` never compacts on its own.
     pub compaction_interval: Option<Duration>,
-    /// Bytes of page cache redb may keep in memory.
-    pub cache_bytes: usize,
+    /// Bytes of block cache fjall may keep in memory.
+    pub cache_bytes: u64,
 }
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
             compaction_interval: Some(Duration::from_secs(300)),
-            cache_bytes: 64 * 1024 * 1024,
+            cache_bytes: 16 * 1024 * 1024,
         }
+    }
+}
+
+/// The fjall database and its keyspaces.
+struct Engine {
+    db: fjall::Database,
+    kv: Keyspace,
+    hist: Keyspace,
+    revs: Keyspace,
+    meta: Keyspace,
+    /// Whether commits wait for the journal to reach the disk (off only for tests).
+    durable: bool,
+}
+
+impl Engine {
+    fn open(path: &Path, cache_bytes: u64, durable: bool) -> Result<Self> {
+        let db = fjall::Database::builder(path)
+            .cache_size(cache_bytes)
+            .temporary(!durable)
+            .open()
+            .map_err(|e| Error::backend(format!("opening {}", path.display()), e))?;
+        let open = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(|e| Error::backend(format!("opening keyspace {name}"), e))
+        };
+        Ok(Engine {
+            kv: open("kv")?,
+            hist: open("hist")?,
+            revs: open("revs")?,
+            meta: open("meta")?,
+            db,
+            durable,
+        })
+    }
+
+    fn persist_mode(&self) -> PersistMode {
+        if self.durable {
+            PersistMode::SyncData
+        } else {
+            PersistMode::Buffer
+        }
+    }
+
+    /// The latest version of `key`.
+    fn latest(&self, key: &str) -> Result<Option<KeyValue>> {
+        let raw = self
+            .kv
+            .get(key)
+            .map_err(|e| Error::backend("reading the embedded store", e))?;
+        match raw {
+            Some(raw) => schema::decode_kv(key, &raw)
+                .map(Some)
+                .ok_or_else(|| Error::Backend {
+                    message: format!("stored value for key {key:?} is corrupt"),
+                    source: None,
+                }),
+            None => Ok(None),
+        }
+    }
+
+    fn meta(&self, name: &str) -> Result<Revision> {
+        Ok(self
+            .meta
+            .get(name)
+            .map_err(|e| Error::backend("reading store metadata", e))?
+            .and_then(|raw| schema::decode_meta(&raw))
+            .unwrap_or(0))
     }
 }
 
@@ -68,21 +136,17 @@ struct Shared {
     compacted: AtomicI64,
 }
 
-/// The two databases: the write-ahead log and the index.
-struct Databases {
-    log: Database,
-    index: Database,
-}
-
 struct Inner {
-    dbs: Arc<Databases>,
+    engine: Arc<Engine>,
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// The directory of an in-memory (temporary) store, removed on drop.
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Drop for Inner {
-    /// Stops the writer and waits for it, so the file can be reopened at once.
+    /// Stops the writer and waits for it, so the directory can be reopened at once.
     fn drop(&mut self) {
         let (closed, _) = mpsc::unbounded_channel();
         drop(std::mem::replace(&mut self.commands, closed));
@@ -118,17 +182,7 @@ impl EmbeddedStore {
         let store = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::backend(format!("creating directory {}", dir.display()), e))?;
-            let open = |name: &str, cache: usize| {
-                let path = dir.join(name);
-                redb::Builder::new()
-                    .set_cache_size(cache)
-                    .create(&path)
-                    .map_err(|e| Error::backend(format!("opening {}", path.display()), e))
-            };
-            Self::start(Databases {
-                log: open("log.redb", cache / 4)?,
-                index: open("index.redb", cache)?,
-            })
+            Self::start(Engine::open(&dir, cache, true)?, None)
         })
         .await
         .map_err(|e| Error::backend("open task", e))??;
@@ -138,22 +192,29 @@ impl EmbeddedStore {
         Ok(store)
     }
 
-    /// The same engine on memory: nothing survives the process. For tests.
+    /// The same engine in a temporary directory, without fsync: nothing survives the
+    /// process. For tests.
     pub fn in_memory() -> Result<Self> {
-        let memory = || {
-            redb::Builder::new()
-                .create_with_backend(redb::backends::InMemoryBackend::new())
-                .map_err(|e| Error::backend("creating the in-memory database", e))
-        };
-        Self::start(Databases {
-            log: memory()?,
-            index: memory()?,
-        })
+        let temp = tempfile::tempdir().map_err(|e| Error::backend("creating a temp dir", e))?;
+        let engine = Engine::open(temp.path(), 4 * 1024 * 1024, false)?;
+        Self::start(engine, Some(temp))
     }
 
-    fn start(dbs: Databases) -> Result<Self> {
-        let (revision, compacted, pending) = recover(&dbs)?;
-        let dbs = Arc::new(dbs);
+    fn start(engine: Engine, temp: Option<tempfile::TempDir>) -> Result<Self> {
+        let compacted = engine.meta(schema::META_COMPACTED)?;
+        // Like etcd, a fresh store is at revision 1, so every write has a revision after some
+        // earlier one and "watch after 0" can keep meaning "from now".
+        let revision = engine.meta(schema::META_REVISION)?.max(1);
+        let pending = engine
+            .db
+            .snapshot()
+            .first_key_value(&engine.revs)
+            .map(|g| g.key())
+            .transpose()
+            .map_err(|e| Error::backend("reading the log", e))?
+            .and_then(|k| schema::parse_rev_key(&k))
+            .is_some_and(|first| first <= compacted);
+        let engine = Arc::new(engine);
         let (events, _) = broadcast::channel(FANOUT_BUFFER);
         let shared = Arc::new(Shared {
             events,
@@ -162,13 +223,12 @@ impl EmbeddedStore {
         });
         let (commands, rx) = mpsc::unbounded_channel();
         let writer = Writer {
-            dbs: dbs.clone(),
+            engine: engine.clone(),
             rx,
             shared: shared.clone(),
             revision,
             // Finish a compaction a crash interrupted.
             compacting: pending.then(|| (compacted, Vec::new())),
-            checkpointed: std::time::Instant::now(),
             last_batch: 0,
         };
         let writer = std::thread::Builder::new()
@@ -178,10 +238,11 @@ impl EmbeddedStore {
         tracing::debug!(revision, compacted, "embedded store open");
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
-                dbs,
+                engine,
                 commands,
                 shared,
                 writer: Some(writer),
+                _temp: temp,
             }),
         })
     }
@@ -191,13 +252,14 @@ impl EmbeddedStore {
         self.inner.shared.compacted.load(Ordering::SeqCst)
     }
 
-    /// How many versions the history holds (for tests and diagnostics).
+    /// How many versions the history holds (for tests and diagnostics; scans it).
     pub async fn history_len(&self) -> Result<u64> {
-        self.read(|dbs, _| {
-            let fail = |e: redb::Error| Error::backend("counting history", e);
-            let txn = dbs.index.begin_read().map_err(|e| fail(e.into()))?;
-            let hist = txn.open_table(HIST).map_err(|e| fail(e.into()))?;
-            hist.len().map_err(|e| fail(e.into()))
+        self.read(|e, _| {
+            let n = e
+                .hist
+                .len()
+                .map_err(|err| Error::backend("counting history", err))?;
+            Ok(u64::try_from(n).unwrap_or(u64::MAX))
         })
         .await
     }
@@ -213,10 +275,10 @@ impl EmbeddedStore {
 
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Databases, &Shared) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&Engine, &Shared) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&inner.dbs, &inner.shared))
+        tokio::task::spawn_blocking(move || f(&inner.engine, &inner.shared))
             .await
             .map_err(|e| Error::backend("read task", e))?
     }
@@ -227,20 +289,15 @@ impl Store for EmbeddedStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         validate_key(key)?;
         let key = key.to_owned();
-        self.read(move |dbs, _| reads::get(&dbs.index, &key)).await
+        self.read(move |e, _| reads::get(e, &key)).await
     }
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListResult> {
         let start = crate::key::list_start(prefix, &options)?;
         let prefix = prefix.to_owned();
-        self.read(move |dbs, shared| {
-            reads::list(
-                &dbs.index,
-                &prefix,
-                &start,
-                options.limit,
-                shared.compacted.load(Ordering::SeqCst),
-            )
+        self.read(move |e, shared| {
+            let compacted = shared.compacted.load(Ordering::SeqCst);
+            reads::list(e, &prefix, &start, options.limit, compacted)
         })
         .await
     }
@@ -283,7 +340,7 @@ impl Store for EmbeddedStore {
         validate_prefix(prefix)?;
         validate_revision(after)?;
         watch::start(
-            self.inner.dbs.clone(),
+            self.inner.engine.clone(),
             self.inner.shared.clone(),
             prefix.to_owned(),
             after,
@@ -303,75 +360,6 @@ impl Store for EmbeddedStore {
     async fn current_revision(&self) -> Result<Revision> {
         Ok(self.inner.shared.current.load(Ordering::SeqCst))
     }
-}
-
-/// Creates the tables, replays the log into the index where the index is behind, and returns
-/// the current revision, the compacted revision, and whether a compaction was interrupted.
-fn recover(dbs: &Databases) -> Result<(Revision, Revision, bool)> {
-    let fail = |e: redb::Error| Error::backend("recovering the embedded store", e);
-    let ltxn = dbs.log.begin_write().map_err(|e| fail(e.into()))?;
-    let (first, last) = {
-        let log = ltxn.open_table(LOG).map_err(|e| fail(e.into()))?;
-        let first = log
-            .first()
-            .map_err(|e| fail(e.into()))?
-            .map(|(r, _)| r.value());
-        let last = log
-            .last()
-            .map_err(|e| fail(e.into()))?
-            .map(|(r, _)| r.value());
-        (first, last)
-    };
-    ltxn.commit().map_err(|e| fail(e.into()))?;
-
-    let itxn = dbs.index.begin_write().map_err(|e| fail(e.into()))?;
-    let (applied, compacted) = {
-        let meta = itxn.open_table(META).map_err(|e| fail(e.into()))?;
-        let read = |name| -> Result<Revision> {
-            Ok(meta
-                .get(name)
-                .map_err(|e| fail(e.into()))?
-                .map(|v| from_disk(v.value()))
-                .unwrap_or(0))
-        };
-        (read(schema::META_REVISION)?, read(schema::META_COMPACTED)?)
-    };
-    let mut revision = applied;
-    {
-        let mut t = writer::IndexTables {
-            kv: itxn.open_table(KV).map_err(|e| fail(e.into()))?,
-            hist: itxn.open_table(HIST).map_err(|e| fail(e.into()))?,
-        };
-        if let Some(last) = last.filter(|l| from_disk(*l) > applied) {
-            let rtxn = dbs.log.begin_read().map_err(|e| fail(e.into()))?;
-            let log = rtxn.open_table(LOG).map_err(|e| fail(e.into()))?;
-            let mut replayed = 0u64;
-            let range = log
-                .range(schema::to_disk(applied) + 1..=last)
-                .map_err(|e| fail(e.into()))?;
-            for entry in range {
-                let (rev, raw) = entry.map_err(|e| fail(e.into()))?;
-                let rev = from_disk(rev.value());
-                let (kind, kv) =
-                    schema::decode_log(rev, raw.value()).ok_or_else(|| Error::Backend {
-                        message: format!("log record at revision {rev} is corrupt"),
-                        source: None,
-                    })?;
-                writer::apply_to_index(&mut t, kind, &kv).map_err(fail)?;
-                revision = rev;
-                replayed += 1;
-            }
-            tracing::info!(replayed, revision, "replayed the store log into the index");
-        }
-        let mut meta = itxn.open_table(META).map_err(|e| fail(e.into()))?;
-        meta.insert(schema::META_REVISION, schema::to_disk(revision))
-            .map_err(|e| fail(e.into()))?;
-    }
-    itxn.commit().map_err(|e| fail(e.into()))?;
-    let pending = first.is_some_and(|f| from_disk(f) <= compacted);
-    // Like etcd, a fresh store is at revision 1, so every write has a revision after some
-    // earlier one and "watch after 0" can keep meaning "from now".
-    Ok((revision.max(1), compacted, pending))
 }
 
 /// Every `every`, compacts to the revision that was current at the previous tick, so history

@@ -1,13 +1,15 @@
-//! Reads of the embedded store, run on the blocking pool against one redb snapshot each.
+//! Reads of the embedded store, each against one fjall snapshot so that what it returns is
+//! consistent with the revision it reports.
 
-use redb::{Database, ReadableDatabase};
+use fjall::Readable;
 
-use super::schema::{self, from_disk, to_disk, HIST, KV, META};
+use super::schema::{self, hist_key, split_hist_key};
+use super::Engine;
 use crate::key::{paginate, prefix_end, ListStart};
 use crate::{Error, KeyValue, ListResult, Result, Revision};
 
-fn fail(e: impl Into<redb::Error>) -> Error {
-    Error::backend("reading the database", e.into())
+fn fail(e: fjall::Error) -> Error {
+    Error::backend("reading the embedded store", e)
 }
 
 fn corrupt(key: &str) -> Error {
@@ -18,29 +20,24 @@ fn corrupt(key: &str) -> Error {
 }
 
 /// The latest version of `key`.
-pub(super) fn get(db: &Database, key: &str) -> Result<Option<KeyValue>> {
-    let txn = db.begin_read().map_err(fail)?;
-    let kv = txn.open_table(KV).map_err(fail)?;
-    let hist = txn.open_table(HIST).map_err(fail)?;
-    schema::latest(&kv, &hist, key).map_err(fail)
+pub(super) fn get(e: &Engine, key: &str) -> Result<Option<KeyValue>> {
+    e.latest(key)
 }
 
 /// One page of the keys under `prefix` at `start.revision` (0 = latest).
 pub(super) fn list(
-    db: &Database,
+    e: &Engine,
     prefix: &str,
     start: &ListStart,
     limit: usize,
     compacted: Revision,
 ) -> Result<ListResult> {
-    let txn = db.begin_read().map_err(fail)?;
-    let current = txn
-        .open_table(META)
+    let snapshot = e.db.snapshot();
+    let current = snapshot
+        .get(&e.meta, schema::META_REVISION)
         .map_err(fail)?
-        .get(schema::META_REVISION)
-        .map_err(fail)?
-        .map(|v| from_disk(v.value()))
-        .unwrap_or(0);
+        .and_then(|raw| schema::decode_meta(&raw))
+        .unwrap_or(1);
     let revision = if start.revision == 0 {
         current
     } else {
@@ -66,44 +63,36 @@ pub(super) fn list(
         return Ok(paginate(prefix, items, limit, revision));
     }
     if revision == current {
-        let kv = txn.open_table(KV).map_err(fail)?;
-        let hist = txn.open_table(HIST).map_err(fail)?;
-        for entry in kv.range(start.from.as_str()..end.as_str()).map_err(fail)? {
+        for guard in snapshot.range(&e.kv, start.from.as_str()..end.as_str()) {
             if items.len() == wanted {
                 break;
             }
-            let (key, raw) = entry.map_err(fail)?;
-            let key = key.value();
-            let (_, modified) = schema::decode_kv(raw.value()).ok_or_else(|| corrupt(key))?;
-            let version = hist
-                .get((key, to_disk(modified)))
-                .map_err(fail)?
-                .ok_or_else(|| corrupt(key))?;
-            let (_, item) =
-                schema::decode_hist(key, modified, version.value()).ok_or_else(|| corrupt(key))?;
-            items.push(item);
+            let (key, raw) = guard.into_inner().map_err(fail)?;
+            let key = std::str::from_utf8(&key).map_err(|_| corrupt("<non-UTF-8>"))?;
+            items.push(schema::decode_kv(key, &raw).ok_or_else(|| corrupt(key))?);
         }
     } else {
         // Past revision: for each key, the newest version at or before `revision`.
-        let hist = txn.open_table(HIST).map_err(fail)?;
-        let at = to_disk(revision);
-        let mut best: Option<(String, u64, Vec<u8>)> = None;
-        let flush = |best: Option<(String, u64, Vec<u8>)>, items: &mut Vec<KeyValue>| {
+        let mut best: Option<(String, Revision, Vec<u8>)> = None;
+        let flush = |best: Option<(String, Revision, Vec<u8>)>, items: &mut Vec<KeyValue>| {
             if let Some((key, rev, raw)) = best {
                 if !schema::hist_is_delete(&raw) {
-                    let (_, kv) = schema::decode_hist(&key, from_disk(rev), &raw)
-                        .ok_or_else(|| corrupt(&key))?;
+                    let (_, kv) =
+                        schema::decode_hist(&key, rev, &raw).ok_or_else(|| corrupt(&key))?;
                     items.push(kv);
                 }
             }
             Ok::<_, Error>(())
         };
-        let range = hist
-            .range((start.from.as_str(), 0)..(end.as_str(), 0))
-            .map_err(fail)?;
-        for entry in range {
-            let (k, raw) = entry.map_err(fail)?;
-            let (key, rev) = k.value();
+        let range = hist_key(&start.from, 0)..hist_key(&end, 0);
+        for guard in snapshot.range(&e.hist, range) {
+            let (hk, raw) = guard.into_inner().map_err(fail)?;
+            let (key, rev) = split_hist_key(&hk).ok_or_else(|| corrupt("<history key>"))?;
+            if key < start.from.as_str() {
+                // A continue token's start is "<last key>\0", which sorts after that key's
+                // history entries' prefix "<last key>\0<revision>" only at the key level.
+                continue;
+            }
             let same_key = best.as_ref().is_some_and(|(b, _, _)| b == key);
             if !same_key {
                 flush(best.take(), &mut items)?;
@@ -111,8 +100,8 @@ pub(super) fn list(
                     break;
                 }
             }
-            if rev <= at {
-                best = Some((key.to_owned(), rev, raw.value().to_vec()));
+            if rev <= revision {
+                best = Some((key.to_owned(), rev, raw.to_vec()));
             }
         }
         if items.len() < wanted {

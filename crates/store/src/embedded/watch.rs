@@ -11,19 +11,19 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use fjall::Readable;
 use futures::StreamExt;
-use redb::{Database, ReadableDatabase};
 use tokio::sync::broadcast;
 
-use super::schema::{self, from_disk, to_disk, LOG};
-use super::{Databases, Shared};
+use super::schema::{self, hist_key, rev_key};
+use super::{Engine, Shared};
 use crate::{Error, Event, Result, Revision, WatchStream};
 
 /// How many log entries one catch-up read scans.
 const CATCH_UP_BATCH: usize = 1024;
 
 struct Watcher {
-    dbs: Arc<Databases>,
+    engine: Arc<Engine>,
     shared: Arc<Shared>,
     rx: broadcast::Receiver<Arc<Event>>,
     prefix: String,
@@ -37,7 +37,7 @@ struct Watcher {
 
 /// Starts a watch of `prefix` after revision `after` (0 = now).
 pub(super) fn start(
-    dbs: Arc<Databases>,
+    engine: Arc<Engine>,
     shared: Arc<Shared>,
     prefix: String,
     after: Revision,
@@ -60,7 +60,7 @@ pub(super) fn start(
         });
     }
     let watcher = Watcher {
-        dbs,
+        engine,
         shared,
         rx,
         prefix,
@@ -130,11 +130,11 @@ impl Watcher {
                 oldest,
             });
         }
-        let dbs = self.dbs.clone();
+        let engine = self.engine.clone();
         let prefix = self.prefix.clone();
         let (from, to) = (self.seen, self.catch_up_to);
         let (events, last) =
-            tokio::task::spawn_blocking(move || read_log(&dbs.log, &prefix, from, to))
+            tokio::task::spawn_blocking(move || read_log(&engine, &prefix, from, to))
                 .await
                 .map_err(|e| Error::backend("watch catch-up task", e))??;
         // Compaction may have removed part of what we read; the log scan would then have
@@ -155,35 +155,42 @@ impl Watcher {
 /// Events under `prefix` with revisions in `(after, upto]`, reading at most
 /// [`CATCH_UP_BATCH`] log entries. Returns them and the last revision covered.
 fn read_log(
-    log: &Database,
+    e: &Engine,
     prefix: &str,
     after: Revision,
     upto: Revision,
 ) -> Result<(Vec<Event>, Revision)> {
-    let fail = |e: redb::Error| Error::backend("reading the watch log", e);
-    let txn = log.begin_read().map_err(|e| fail(e.into()))?;
-    let table = txn.open_table(LOG).map_err(|e| fail(e.into()))?;
+    let fail = |err: fjall::Error| Error::backend("reading the watch log", err);
+    let corrupt = |what: String| Error::Backend {
+        message: what,
+        source: None,
+    };
+    let snapshot = e.db.snapshot();
     let mut events = Vec::new();
     let mut last = after;
-    let range = table
-        .range(to_disk(after) + 1..=to_disk(upto))
-        .map_err(|e| fail(e.into()))?;
-    for (scanned, entry) in range.enumerate() {
+    let range = snapshot.range(&e.revs, rev_key(after + 1)..=rev_key(upto));
+    for (scanned, guard) in range.enumerate() {
         if scanned == CATCH_UP_BATCH {
             return Ok((events, last));
         }
-        let (rev, raw) = entry.map_err(|e| fail(e.into()))?;
-        let rev = from_disk(rev.value());
+        let (rev, key) = guard.into_inner().map_err(fail)?;
+        let rev = schema::parse_rev_key(&rev)
+            .ok_or_else(|| corrupt("corrupt revision in the watch log".into()))?;
         last = rev;
-        let raw = raw.value();
-        if !schema::log_key(raw).is_some_and(|k| k.starts_with(prefix)) {
+        let key = std::str::from_utf8(&key)
+            .map_err(|_| corrupt(format!("corrupt key at revision {rev}")))?;
+        if !key.starts_with(prefix) {
             continue;
         }
-        let (kind, kv) = schema::decode_log(rev, raw).ok_or_else(|| Error::Backend {
-            message: format!("log record at revision {rev} is corrupt"),
-            source: None,
-        })?;
-        events.push(Event { kind, kv });
+        let raw = snapshot.get(&e.hist, hist_key(key, rev)).map_err(fail)?;
+        match raw.and_then(|raw| schema::decode_hist(key, rev, &raw)) {
+            Some((kind, kv)) => events.push(Event { kind, kv }),
+            None => {
+                return Err(corrupt(format!(
+                    "history entry for {key:?} at revision {rev} is missing"
+                )))
+            }
+        }
     }
     Ok((events, upto))
 }

@@ -1,40 +1,38 @@
-//! The embedded store's single writer: group commit, checkpoints and compaction.
+//! The embedded store's single writer: group commit and compaction.
 //!
 //! All mutations go through one thread. It takes every request waiting in its queue (up to
-//! [`MAX_BATCH`]) and applies them in arrival order: compare-and-swap checks run against the
-//! index (seeing earlier writes of the same batch, so exactly one of several racing updates
-//! wins), the resulting changes are appended to the log and the log is committed durably —
-//! one fsync for the whole batch — and only then is each caller answered and each event
-//! published to watchers. The index commit that follows skips the fsync; every
-//! [`CHECKPOINT_INTERVAL`] one index commit is made durable, so a restart replays at most
-//! that much log.
+//! [`MAX_BATCH`]) and applies them in arrival order to one fjall write batch: compare-and-swap
+//! checks see earlier writes of the same batch (through a small overlay), so exactly one of
+//! several racing updates wins. The batch is committed atomically across keyspaces with one
+//! journal `fdatasync`, and only then is each caller answered and each event published to
+//! watchers: a write is acknowledged only once durable, and concurrent writers share the
+//! sync. Under load the writer waits [`LINGER`] for stragglers, so the writers answered by
+//! one batch join the next instead of splitting it in two.
 //!
 //! Compaction runs on the same thread in chunks of [`COMPACT_CHUNK`] revisions between
 //! batches, so a large compaction never stalls writers for long.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use redb::{Durability, ReadableTable, Table};
+use fjall::Readable;
 use tokio::sync::{mpsc, oneshot};
 
-use super::schema::{self, to_disk, HIST, KV, LOG, META};
-use super::{Databases, Shared};
+use super::schema::{self, hist_key, rev_key};
+use super::{Engine, Shared};
 use crate::{Error, Event, EventKind, KeyValue, Result, Revision};
 
-/// The most writes committed in one transaction.
+/// The most writes committed in one batch.
 pub(super) const MAX_BATCH: usize = 1024;
-/// The most revisions forgotten in one compaction transaction.
+/// The most revisions forgotten in one compaction batch.
 pub(super) const COMPACT_CHUNK: usize = 4096;
 /// A batch at least this big means load: the next batch waits [`LINGER`] for stragglers.
-pub(super) const LINGER_ABOVE: usize = 8;
+const LINGER_ABOVE: usize = 8;
 /// How long a batch under load waits for more writes to join it.
-pub(super) const LINGER: Duration = Duration::from_micros(LINGER_MICROS);
-const LINGER_MICROS: u64 = 300;
-/// How often the index is made durable.
-pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+const LINGER: Duration = Duration::from_micros(100);
 
 /// One mutation.
 pub(super) enum Op {
@@ -67,49 +65,23 @@ pub(super) enum Command {
 
 /// The writer thread's state.
 pub(super) struct Writer {
-    pub(super) dbs: Arc<Databases>,
+    pub(super) engine: Arc<Engine>,
     pub(super) rx: mpsc::UnboundedReceiver<Command>,
     pub(super) shared: Arc<Shared>,
     /// The latest committed revision.
     pub(super) revision: Revision,
     /// Compaction still to be done physically, and who waits for it.
     pub(super) compacting: Option<(Revision, Vec<oneshot::Sender<Result<()>>>)>,
-    /// When the index was last made durable.
-    pub(super) checkpointed: Instant,
     /// How many writes the last batch had.
     pub(super) last_batch: usize,
 }
 
-/// The index tables a change is applied to.
-pub(super) struct IndexTables<'t> {
-    pub(super) kv: Table<'t, &'static str, &'static [u8]>,
-    pub(super) hist: Table<'t, (&'static str, u64), &'static [u8]>,
-}
-
-/// Applies one change (from a fresh write or from log replay) to the index.
-pub(super) fn apply_to_index(
-    t: &mut IndexTables<'_>,
-    kind: EventKind,
-    kv: &KeyValue,
-) -> Result<(), redb::Error> {
-    let key = kv.key.as_str();
-    match kind {
-        EventKind::Delete => {
-            t.kv.remove(key)?;
-        }
-        _ => {
-            let encoded = schema::encode_kv(kv.create_revision, kv.mod_revision);
-            t.kv.insert(key, encoded.as_slice())?;
-        }
-    }
-    let hist = schema::encode_hist(kind, kv.create_revision, &kv.value);
-    t.hist
-        .insert((key, to_disk(kv.mod_revision)), hist.as_slice())?;
-    Ok(())
+fn fail(what: &'static str) -> impl Fn(fjall::Error) -> Error {
+    move |e| Error::backend(what, e)
 }
 
 impl Writer {
-    /// Runs until every sender is gone, then makes the index durable.
+    /// Runs until every sender is gone.
     pub(super) fn run(mut self) {
         loop {
             let first = if self.compacting.is_some() {
@@ -127,31 +99,7 @@ impl Writer {
                     None => break,
                 }
             };
-            let mut writes = Vec::new();
-            let mut next = Some(first);
-            let mut lingered = false;
-            loop {
-                while let Some(cmd) = next.take() {
-                    match cmd {
-                        Command::Write { op, reply } => writes.push((op, reply)),
-                        Command::Compact { revision, reply } => {
-                            self.start_compaction(revision, reply)
-                        }
-                    }
-                    if writes.len() < MAX_BATCH {
-                        next = self.rx.try_recv().ok();
-                    }
-                }
-                // Under load, the writers answered by the last batch are still on their way
-                // back; waiting for them briefly makes one batch (one fsync) of two.
-                if lingered || self.last_batch < LINGER_ABOVE || writes.len() >= self.last_batch {
-                    break;
-                }
-                lingered = true;
-                std::thread::sleep(LINGER);
-                next = self.rx.try_recv().ok();
-            }
-            self.last_batch = writes.len();
+            let writes = self.collect(first);
             if !writes.is_empty() {
                 self.commit_batch(writes);
             }
@@ -159,77 +107,86 @@ impl Writer {
                 self.compact_chunk();
             }
         }
-        if let Err(e) = self.checkpoint() {
-            tracing::warn!(error = %e, "final index checkpoint failed; the log will be replayed");
-        }
         tracing::debug!("embedded store writer stopped");
     }
 
-    /// Commits an empty durable index transaction, persisting all earlier index commits.
-    fn checkpoint(&mut self) -> Result<(), redb::Error> {
-        let mut txn = self.dbs.index.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        txn.commit()?;
-        self.checkpointed = Instant::now();
-        Ok(())
+    /// Takes `first` and whatever else is queued (compactions are started on the way).
+    fn collect(&mut self, first: Command) -> Vec<(Op, oneshot::Sender<Result<KeyValue>>)> {
+        let mut writes = Vec::new();
+        let mut next = Some(first);
+        let mut lingered = false;
+        loop {
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Write { op, reply } => writes.push((op, reply)),
+                    Command::Compact { revision, reply } => self.start_compaction(revision, reply),
+                }
+                if writes.len() < MAX_BATCH {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            if lingered || self.last_batch < LINGER_ABOVE || writes.len() >= self.last_batch {
+                break;
+            }
+            lingered = true;
+            std::thread::sleep(LINGER);
+            next = self.rx.try_recv().ok();
+        }
+        self.last_batch = writes.len();
+        writes
     }
 
     fn commit_batch(&mut self, writes: Vec<(Op, oneshot::Sender<Result<KeyValue>>)>) {
+        let e = &self.engine;
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut events = Vec::with_capacity(writes.len());
-        let durable_index = self.checkpointed.elapsed() >= CHECKPOINT_INTERVAL;
-        let committed = (|| -> Result<Revision, redb::Error> {
-            let mut itxn = self.dbs.index.begin_write()?;
-            if !durable_index {
-                itxn.set_durability(Durability::None)?;
-            }
-            let mut rev = self.revision;
-            {
-                let mut t = IndexTables {
-                    kv: itxn.open_table(KV)?,
-                    hist: itxn.open_table(HIST)?,
+        // What this batch has written so far, for the checks of later writes in it.
+        let mut overlay: HashMap<String, Option<KeyValue>> = HashMap::new();
+        let mut batch = e.db.batch().durability(Some(e.persist_mode()));
+        let mut rev = self.revision;
+        let built = (|| -> Result<()> {
+            for (op, reply) in writes {
+                let key = op_key(&op).to_owned();
+                let current = match overlay.get(&key) {
+                    Some(v) => v.clone(),
+                    None => e.latest(&key)?,
                 };
-                for (op, reply) in writes {
-                    match check(&t, rev + 1, op)? {
-                        Ok((kind, kv)) => {
-                            apply_to_index(&mut t, kind, &kv)?;
-                            rev += 1;
-                            events.push(Arc::new(Event {
-                                kind,
-                                kv: kv.clone(),
-                            }));
-                            outcomes.push((reply, Ok(kv)));
+                match check(current, rev + 1, op) {
+                    Ok((kind, kv)) => {
+                        rev += 1;
+                        if kind == EventKind::Delete {
+                            batch.remove(&e.kv, kv.key.as_str());
+                            overlay.insert(key, None);
+                        } else {
+                            let encoded =
+                                schema::encode_kv(kv.create_revision, kv.mod_revision, &kv.value);
+                            batch.insert(&e.kv, kv.key.as_str(), encoded);
+                            overlay.insert(key, Some(kv.clone()));
                         }
-                        Err(e) => outcomes.push((reply, Err(e))),
+                        let hist = schema::encode_hist(kind, kv.create_revision, &kv.value);
+                        batch.insert(&e.hist, hist_key(&kv.key, rev), hist);
+                        batch.insert(&e.revs, rev_key(rev), kv.key.as_str());
+                        events.push(Arc::new(Event {
+                            kind,
+                            kv: kv.clone(),
+                        }));
+                        outcomes.push((reply, Ok(kv)));
                     }
-                }
-                itxn.open_table(META)?
-                    .insert(schema::META_REVISION, to_disk(rev))?;
-            }
-            if events.is_empty() {
-                // Only failed writes: nothing to log, nothing changed.
-                itxn.abort()?;
-                return Ok(rev);
-            }
-            // The log commit is the durability point.
-            let ltxn = self.dbs.log.begin_write()?;
-            {
-                let mut log = ltxn.open_table(LOG)?;
-                for e in &events {
-                    let record =
-                        schema::encode_log(e.kind, e.kv.create_revision, &e.kv.key, &e.kv.value);
-                    log.insert(to_disk(e.revision()), record.as_slice())?;
+                    Err(err) => outcomes.push((reply, Err(err))),
                 }
             }
-            ltxn.commit()?;
-            itxn.commit()?;
-            Ok(rev)
+            Ok(())
         })();
+        let committed = built.and_then(|()| {
+            if events.is_empty() {
+                // Only failed writes: nothing changed.
+                return Ok(());
+            }
+            batch.insert(&e.meta, schema::META_REVISION, schema::encode_meta(rev));
+            batch.commit().map_err(fail("committing a write batch"))
+        });
         match committed {
-            Ok(rev) => {
-                if durable_index && !events.is_empty() {
-                    self.checkpointed = Instant::now();
-                }
+            Ok(()) => {
                 self.revision = rev;
                 // Publish the revision before the events: a watcher reads the revision after
                 // subscribing, so it either gets an event live or reads it from the log.
@@ -242,9 +199,9 @@ impl Writer {
                     let _ = reply.send(outcome);
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "embedded store commit failed");
-                let message = e.to_string();
+            Err(err) => {
+                tracing::error!(error = %err, "embedded store commit failed");
+                let message = err.to_string();
                 for (reply, _) in outcomes {
                     let _ = reply.send(Err(Error::Backend {
                         message: format!("commit failed: {message}"),
@@ -263,18 +220,12 @@ impl Writer {
             }));
             return;
         }
-        let logical = self.shared.compacted.load(Ordering::SeqCst);
-        let target = revision.max(logical);
-        let persisted = (|| -> Result<(), redb::Error> {
-            let txn = self.dbs.index.begin_write()?;
-            txn.open_table(META)?
-                .insert(schema::META_COMPACTED, to_disk(target))?;
-            txn.commit()?;
-            self.checkpointed = Instant::now();
-            Ok(())
-        })();
-        if let Err(e) = persisted {
-            let _ = reply.send(Err(Error::backend("compaction", e)));
+        let target = revision.max(self.shared.compacted.load(Ordering::SeqCst));
+        let e = &self.engine;
+        let mut batch = e.db.batch().durability(Some(e.persist_mode()));
+        batch.insert(&e.meta, schema::META_COMPACTED, schema::encode_meta(target));
+        if let Err(err) = batch.commit() {
+            let _ = reply.send(Err(Error::backend("recording compaction", err)));
             return;
         }
         // Reads and watches below the target fail from now on; the space is reclaimed in
@@ -289,56 +240,13 @@ impl Writer {
         }
     }
 
-    /// Forgets up to [`COMPACT_CHUNK`] revisions at or below the compaction target: first
-    /// the superseded versions in the index (durably), then the log entries.
+    /// Forgets up to [`COMPACT_CHUNK`] revisions at or below the compaction target.
     pub(super) fn compact_chunk(&mut self) {
         let Some((target, _)) = &self.compacting else {
             return;
         };
-        let target = to_disk(*target);
-        let result = (|| -> Result<bool, redb::Error> {
-            let mut batch = Vec::new();
-            {
-                let ltxn = redb::ReadableDatabase::begin_read(&self.dbs.log)?;
-                let log = ltxn.open_table(LOG)?;
-                for entry in log.range(..=target)?.take(COMPACT_CHUNK) {
-                    let (rev, raw) = entry?;
-                    let key = schema::log_key(raw.value()).ok_or_else(|| {
-                        redb::Error::Corrupted(format!("log record {} is corrupt", rev.value()))
-                    })?;
-                    batch.push((rev.value(), key.to_owned()));
-                }
-            }
-            let done = batch.len() < COMPACT_CHUNK;
-            let itxn = self.dbs.index.begin_write()?;
-            {
-                let mut hist = itxn.open_table(HIST)?;
-                for (rev, key) in &batch {
-                    let (key, rev) = (key.as_str(), *rev);
-                    // Versions older than this one can no longer be read at any revision.
-                    hist.retain_in((key, 0)..(key, rev), |_, _| false)?;
-                    let tombstone = hist
-                        .get((key, rev))?
-                        .is_some_and(|raw| schema::hist_is_delete(raw.value()));
-                    if tombstone {
-                        let later = hist.range((key, rev + 1)..=(key, target))?.next().is_some();
-                        if !later {
-                            hist.remove((key, rev))?;
-                        }
-                    }
-                }
-            }
-            // Durable before the log entries go, so they are never needed for replay again.
-            itxn.commit()?;
-            self.checkpointed = Instant::now();
-            if let (Some((first, _)), Some((last, _))) = (batch.first(), batch.last()) {
-                let ltxn = self.dbs.log.begin_write()?;
-                ltxn.open_table(LOG)?
-                    .retain_in(*first..=*last, |_, _| false)?;
-                ltxn.commit()?;
-            }
-            Ok(done)
-        })();
+        let target = *target;
+        let result = compact_chunk(&self.engine, target);
         match result {
             Ok(false) => {}
             Ok(true) => {
@@ -349,12 +257,12 @@ impl Writer {
                     }
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "compaction failed");
+            Err(err) => {
+                tracing::error!(error = %err, "compaction failed");
                 if let Some((_, waiters)) = self.compacting.take() {
                     for w in waiters {
                         let _ = w.send(Err(Error::Backend {
-                            message: format!("compaction failed: {e}"),
+                            message: format!("compaction failed: {err}"),
                             source: None,
                         }));
                     }
@@ -364,18 +272,76 @@ impl Writer {
     }
 }
 
-/// Checks one mutation against the index and builds the change it makes at revision `rev`.
-/// The outer error aborts the batch (storage failed); the inner one is the caller's
-/// (conflict, missing key…).
-fn check(
-    t: &IndexTables<'_>,
-    rev: Revision,
-    op: Op,
-) -> Result<Result<(EventKind, KeyValue)>, redb::Error> {
+/// One chunk of compaction to `target`; true when nothing at or below it is left.
+fn compact_chunk(e: &Engine, target: Revision) -> Result<bool> {
+    let snapshot = e.db.snapshot();
+    let mut chunk = Vec::new();
+    for guard in snapshot
+        .range(&e.revs, ..=rev_key(target))
+        .take(COMPACT_CHUNK)
+    {
+        let (rev, key) = guard.into_inner().map_err(fail("reading the log"))?;
+        let rev = schema::parse_rev_key(&rev).ok_or_else(|| corrupt("log revision"))?;
+        let key = String::from_utf8(key.to_vec()).map_err(|_| corrupt("log key"))?;
+        chunk.push((rev, key));
+    }
+    let done = chunk.len() < COMPACT_CHUNK;
+    // Per key, only its newest revision in this chunk matters: every older version of the key
+    // goes (one range removal per key, not one per revision).
+    let mut newest: HashMap<&str, Revision> = HashMap::new();
+    for (rev, key) in &chunk {
+        let entry = newest.entry(key.as_str()).or_insert(*rev);
+        *entry = (*entry).max(*rev);
+    }
+    let mut batch = e.db.batch().durability(Some(e.persist_mode()));
+    for (key, rev) in newest {
+        // Versions older than this one can no longer be read at any revision.
+        for guard in snapshot.range(&e.hist, hist_key(key, 0)..hist_key(key, rev)) {
+            let old = guard.key().map_err(fail("reading history"))?;
+            batch.remove(&e.hist, old);
+        }
+        let this = hist_key(key, rev);
+        let tombstone = snapshot
+            .get(&e.hist, &this)
+            .map_err(fail("reading history"))?
+            .is_some_and(|raw| schema::hist_is_delete(&raw));
+        if tombstone {
+            let later = snapshot
+                .range(&e.hist, hist_key(key, rev + 1)..=hist_key(key, target))
+                .next()
+                .is_some();
+            if !later {
+                batch.remove(&e.hist, this);
+            }
+        }
+    }
+    for (rev, _) in &chunk {
+        batch.remove(&e.revs, rev_key(*rev));
+    }
+    batch.commit().map_err(fail("committing compaction"))?;
+    Ok(done)
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Backend {
+        message: format!("corrupt {what} in the embedded store"),
+        source: None,
+    }
+}
+
+fn op_key(op: &Op) -> &str {
+    match op {
+        Op::Create { key, .. } | Op::Update { key, .. } | Op::Delete { key, .. } => key,
+    }
+}
+
+/// Checks one mutation against the key's current version and builds the change it makes
+/// at revision `rev`, or the caller's error (conflict, missing key…).
+fn check(current: Option<KeyValue>, rev: Revision, op: Op) -> Result<(EventKind, KeyValue)> {
     let (key, kind, value, create) = match op {
         Op::Create { key, value } => {
-            if t.kv.get(key.as_str())?.is_some() {
-                return Ok(Err(Error::AlreadyExists { key }));
+            if current.is_some() {
+                return Err(Error::AlreadyExists { key });
             }
             (key, EventKind::Create, value, rev)
         }
@@ -384,28 +350,28 @@ fn check(
             value,
             expected,
         } => {
-            let Some(current) = current(t, &key)? else {
-                return Ok(Err(Error::NotFound { key }));
+            let Some(current) = current else {
+                return Err(Error::NotFound { key });
             };
             if current.mod_revision != expected {
-                return Ok(Err(Error::Conflict {
+                return Err(Error::Conflict {
                     key,
                     expected,
                     actual: current.mod_revision,
-                }));
+                });
             }
             (key, EventKind::Update, value, current.create_revision)
         }
         Op::Delete { key, expected } => {
-            let Some(current) = current(t, &key)? else {
-                return Ok(Err(Error::NotFound { key }));
+            let Some(current) = current else {
+                return Err(Error::NotFound { key });
             };
             if let Some(expected) = expected.filter(|e| *e != current.mod_revision) {
-                return Ok(Err(Error::Conflict {
+                return Err(Error::Conflict {
                     key,
                     expected,
                     actual: current.mod_revision,
-                }));
+                });
             }
             (
                 key,
@@ -415,7 +381,7 @@ fn check(
             )
         }
     };
-    Ok(Ok((
+    Ok((
         kind,
         KeyValue {
             key,
@@ -423,9 +389,5 @@ fn check(
             create_revision: create,
             mod_revision: rev,
         },
-    )))
-}
-
-fn current(t: &IndexTables<'_>, key: &str) -> Result<Option<KeyValue>, redb::Error> {
-    schema::latest(&t.kv, &t.hist, key)
+    ))
 }
