@@ -59,16 +59,30 @@ fn bad_input_is_a_clear_error() {
     );
 }
 
+/// Kills the child if the test fails before it exits, so no server outlives the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn server_opens_its_store_and_stops_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tug()
-        .args(["server", "--data-dir"])
-        .arg(dir.path())
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        tug()
+            .args(["server", "--data-dir"])
+            .arg(dir.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -86,8 +100,13 @@ fn server_opens_its_store_and_stops_on_sigint() {
             break;
         }
     }
-    assert!(dir.path().join("server/db/log.redb").exists());
-    assert!(dir.path().join("server/db/index.redb").exists());
+    let db = dir.path().join("server/db");
+    assert!(
+        std::fs::read_dir(&db)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false),
+        "{db:?} holds the store"
+    );
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
