@@ -5,9 +5,10 @@
 //! each batch durable, for 3 s per engine layout:
 //!
 //! - `redb-single`: one redb file, all three tables, fsync per batch;
-//! - `redb-log+index`: the shipped layout — the log in its own redb file, fsynced per batch;
+//! - `redb-log+index`: the log in its own redb file, fsynced per batch;
 //!   the index committed without fsync and checkpointed every 200 ms;
-//! - `fjall`: an LSM tree, three keyspaces, one atomic batch, journal `fdatasync` per batch.
+//! - `fjall` (shipped): an LSM tree, three keyspaces, one atomic batch, journal `fdatasync`
+//!   per batch.
 //!
 //! Run: `cargo run --release -p tug-store --features engine-compare --example engines`
 
