@@ -15,8 +15,8 @@ use etcd_client::{
 use futures::StreamExt;
 
 use crate::key::{
-    list_start, paginate, prefix_end, validate_key, validate_prefix, validate_revision,
-    validate_value,
+    list_start, paginate, prefix_end, resolve_revision, validate_key, validate_prefix,
+    validate_revision, validate_value,
 };
 use crate::{
     Error, Event, EventKind, KeyValue, ListOptions, ListResult, Result, Revision, Store,
@@ -281,20 +281,8 @@ impl Store for EtcdStore {
         validate_prefix(prefix)?;
         validate_revision(after)?;
         let current = self.current_revision().await?;
-        let after = if after == 0 { current } else { after };
-        if after > current {
-            return Err(Error::FutureRevision {
-                requested: after,
-                current,
-            });
-        }
         let compacted = self.compacted.load(Ordering::SeqCst);
-        if after < compacted {
-            return Err(Error::Compacted {
-                requested: after,
-                oldest: compacted,
-            });
-        }
+        let after = resolve_revision(after, current, compacted)?;
         let options = WatchOptions::new()
             .with_range(prefix_end(prefix).as_bytes())
             .with_start_revision(after + 1)

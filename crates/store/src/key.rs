@@ -78,6 +78,29 @@ pub(crate) fn validate_revision(revision: Revision) -> Result<()> {
     Ok(())
 }
 
+/// Resolves a read or watch revision against the store's current and compacted revisions:
+/// 0 means `current`; a revision after `current` or before `compacted` is an error.
+pub(crate) fn resolve_revision(
+    requested: Revision,
+    current: Revision,
+    compacted: Revision,
+) -> Result<Revision> {
+    let revision = if requested == 0 { current } else { requested };
+    if revision > current {
+        return Err(Error::FutureRevision {
+            requested: revision,
+            current,
+        });
+    }
+    if revision < compacted {
+        return Err(Error::Compacted {
+            requested: revision,
+            oldest: compacted,
+        });
+    }
+    Ok(revision)
+}
+
 /// The first key after every key that starts with `prefix` (etcd's range end for a prefix).
 pub(crate) fn prefix_end(prefix: &str) -> String {
     // Prefixes are validated ASCII-safe at the end ('/' or a name character), so bumping the

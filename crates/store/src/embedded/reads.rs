@@ -38,23 +38,7 @@ pub(super) fn list(
         .map_err(fail)?
         .and_then(|raw| schema::decode_meta(&raw))
         .unwrap_or(1);
-    let revision = if start.revision == 0 {
-        current
-    } else {
-        start.revision
-    };
-    if revision > current {
-        return Err(Error::FutureRevision {
-            requested: revision,
-            current,
-        });
-    }
-    if revision < compacted {
-        return Err(Error::Compacted {
-            requested: revision,
-            oldest: compacted,
-        });
-    }
+    let revision = crate::key::resolve_revision(start.revision, current, compacted)?;
     let end = prefix_end(prefix);
     // One more than asked for tells whether another page follows.
     let wanted = if limit == 0 { usize::MAX } else { limit + 1 };

@@ -45,20 +45,8 @@ pub(super) fn start(
     // Subscribe before reading the revision: every event after it is then in the channel.
     let rx = shared.events.subscribe();
     let current = shared.current.load(Ordering::SeqCst);
-    let after = if after == 0 { current } else { after };
-    if after > current {
-        return Err(Error::FutureRevision {
-            requested: after,
-            current,
-        });
-    }
-    let oldest = shared.compacted.load(Ordering::SeqCst);
-    if after < oldest {
-        return Err(Error::Compacted {
-            requested: after,
-            oldest,
-        });
-    }
+    let compacted = shared.compacted.load(Ordering::SeqCst);
+    let after = crate::key::resolve_revision(after, current, compacted)?;
     let watcher = Watcher {
         engine,
         shared,
