@@ -18,6 +18,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
+# The end-to-end tests drive real kubectl 1.28 and 1.33, from the Google Cloud SDK's
+# `kubectl` package (preinstalled on our CI image). Try to install it where it is missing.
+if [ ! -x /usr/lib/google-cloud-sdk/bin/kubectl.1.33 ]; then
+  $SUDO apt-get install -y -qq kubectl || echo "warning: kubectl 1.28/1.33 not installed; the kubectl tests will fail" >&2
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   if [ -x "$HOME/.cargo/bin/cargo" ]; then
     export PATH="$HOME/.cargo/bin:$PATH"

@@ -3,13 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn tug() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tug"))
-}
+use common::tug;
 
 #[test]
 fn help_and_version() {
@@ -49,6 +48,10 @@ fn bad_input_is_a_clear_error() {
         &["server", "--datastore-endpoint", "not-a-url"],
         "must be an http:// or https:// URL",
     );
+    fails_with(
+        &["server", "--token-auth-file", "/nonexistent/tokens.csv"],
+        "reading token file",
+    );
     // A data dir that cannot be created (a file is in the way).
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("file");
@@ -59,48 +62,10 @@ fn bad_input_is_a_clear_error() {
     );
 }
 
-/// Kills the child if the test fails before it exits, so no server outlives the test.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn server_opens_its_store_and_stops_on_sigint() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = KillOnDrop(
-        tug()
-            .args(["server", "--data-dir"])
-            .arg(dir.path())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let child = &mut child.0;
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .expect("server logs 'store ready' in time");
-        if line.contains("store ready") {
-            break;
-        }
-    }
-    let db = dir.path().join("server/db");
+    let mut server = common::Server::start(&[]);
+    let db = server.data_dir().join("server/db");
     assert!(
         std::fs::read_dir(&db)
             .map(|mut d| d.next().is_some())
@@ -108,13 +73,13 @@ fn server_opens_its_store_and_stops_on_sigint() {
         "{db:?} holds the store"
     );
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = server.child.try_wait().unwrap() {
             assert!(status.success(), "clean exit on SIGINT: {status}");
             break;
         }

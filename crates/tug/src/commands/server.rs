@@ -1,12 +1,17 @@
 //! `tug server`: the all-in-one control plane. Today it opens the cluster store (embedded
-//! under `--data-dir`, or etcd with `--datastore-endpoint`) and holds it until stopped; the
-//! apiserver, controllers and agent attach here as they land.
+//! under `--data-dir`, or etcd with `--datastore-endpoint`), makes the cluster's identity on
+//! first start, writes the admin kubeconfig, and serves HTTPS on `--https-listen-port` with
+//! authentication (client certificates, `--token-auth-file`) and the health and version
+//! endpoints. The REST API, controllers and agent attach here as they land.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use tug_apiserver::authn::Authenticator;
+use tug_apiserver::pki::{self, Pki};
 use tug_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use tug_store::etcd::EtcdStore;
 use tug_store::Store;
@@ -20,6 +25,22 @@ pub struct ServerArgs {
     /// (e.g. http://127.0.0.1:2379; several separated by commas).
     #[arg(long, env = "TUG_DATASTORE_ENDPOINT", value_delimiter = ',')]
     pub datastore_endpoint: Vec<String>,
+    /// The HTTPS port of the API server.
+    #[arg(long, default_value_t = 6443)]
+    pub https_listen_port: u16,
+    /// The address the API server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// Also write the admin kubeconfig here (it is always written to
+    /// <data-dir>/admin.kubeconfig).
+    #[arg(long)]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// Static bearer tokens: CSV lines `token,user,uid[,"group1,group2"]`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// Extra names or addresses for the serving certificate (repeatable).
+    #[arg(long)]
+    pub tls_san: Vec<String>,
 }
 
 /// Opens the store the flags choose.
@@ -42,16 +63,84 @@ pub async fn open_store(args: &ServerArgs) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Makes or loads the cluster identity and writes the admin kubeconfig.
+fn identity(args: &ServerArgs) -> anyhow::Result<Pki> {
+    let (mut dns, mut ips) = pki::serving_names(&hostname(), &[]);
+    if !args.bind_address.is_unspecified() {
+        ips.push(args.bind_address);
+    }
+    for san in &args.tls_san {
+        match san.parse::<IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => dns.push(san.clone()),
+        }
+    }
+    let pki = Pki::load_or_create(&args.data_dir.join("server/tls"), &dns, &ips)
+        .context("preparing the cluster certificates")?;
+    let host = if args.bind_address.is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        match args.bind_address {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        }
+    };
+    let kubeconfig = pki.admin_kubeconfig(&format!("https://{host}:{}", args.https_listen_port));
+    let mut paths = vec![args.data_dir.join("admin.kubeconfig")];
+    paths.extend(args.write_kubeconfig.clone());
+    for path in paths {
+        pki::write_kubeconfig(&path, &kubeconfig)
+            .with_context(|| format!("writing the kubeconfig {}", path.display()))?;
+        tracing::info!(path = %path.display(), "wrote admin kubeconfig");
+    }
+    Ok(pki)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}
+
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let authenticator = match &args.token_auth_file {
+        Some(path) => Authenticator::from_token_file(path)?,
+        None => Authenticator::default(),
+    };
     let store = open_store(&args).await?;
     let revision = store.current_revision().await?;
-    tracing::info!(
-        revision,
-        "store ready; the API server is not built yet (see the issues)"
-    );
-    tokio::signal::ctrl_c()
+    tracing::info!(revision, "store ready");
+    let pki = identity(&args)?;
+    let tls = tug_apiserver::serve::tls_config(&pki).context("configuring TLS")?;
+    let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .context("waiting for Ctrl-C")?;
+        .with_context(|| format!("listening on {addr}"))?;
+    tracing::info!(%addr, "API server listening");
+    tug_apiserver::serve::serve(
+        listener,
+        tls,
+        Arc::new(authenticator),
+        tug_apiserver::routes::router(),
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("shutting down");
     Ok(())
 }

@@ -1,0 +1,130 @@
+//! Helpers for tests that run the real `tug` binary: start a server on a free loopback port
+//! in a temporary data dir, wait (with a deadline) until it listens, and stop it on drop.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The `tug` binary under test.
+pub fn tug() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tug"))
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `tug server`, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    /// Log lines the server has written so far (stderr).
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `tug server` on a free port with `extra` arguments and waits until it listens.
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut child = tug()
+            .args([
+                "server",
+                "--bind-address",
+                "127.0.0.1",
+                "--https-listen-port",
+            ])
+            .arg(port.to_string())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let server = Server {
+            child,
+            port,
+            dir,
+            lines,
+        };
+        server.wait_for_log("API server listening");
+        server
+    }
+
+    /// Waits (at most 60 s) for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(_) => panic!("server never logged {needle:?}"),
+            }
+        }
+    }
+
+    /// The admin kubeconfig the server wrote.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("admin.kubeconfig")
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real kubectl of the given minor version (1.27 … 1.33), from the Google Cloud SDK.
+pub fn kubectl(minor: u32) -> Command {
+    let path = PathBuf::from(format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"));
+    assert!(
+        path.exists(),
+        "{} is missing: the tests drive real kubectl (Debian package `kubectl` from the Google Cloud SDK)",
+        path.display()
+    );
+    let mut cmd = Command::new(path);
+    // Keep kubectl's cache and config out of the user's home.
+    cmd.env(
+        "KUBECACHEDIR",
+        std::env::temp_dir().join("tug-test-kubecache"),
+    );
+    cmd.env_remove("KUBECONFIG");
+    cmd
+}
+
+/// Runs a command, returning (success, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
