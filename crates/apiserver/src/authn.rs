@@ -166,12 +166,12 @@ mod tests {
     #[test]
     fn client_certificate_names_user_and_groups() {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params = crate::pki::client_params("jane", &["system:masters", "team"]).unwrap();
+        let params = crate::pki::client_params("jane", Some("system:masters")).unwrap();
         let cert = params.self_signed(&key).unwrap();
         let user = Authenticator::default()
             .authenticate(Some(cert.der()), None)
             .unwrap();
         assert_eq!(user.name, "jane");
-        assert_eq!(user.groups, ["system:masters", "team", AUTHENTICATED]);
+        assert_eq!(user.groups, ["system:masters", AUTHENTICATED]);
     }
 }

@@ -148,7 +148,7 @@ impl Pki {
             Ok(p)
         })?;
         let (admin_cert, admin_key) = leaf(dir, "admin", &issuer, || {
-            client_params("admin", &["system:masters"])
+            client_params("admin", Some("system:masters"))
         })?;
         Ok(Pki {
             ca_cert: ca_pem,
@@ -171,12 +171,14 @@ impl Pki {
     }
 }
 
-/// Parameters of a client certificate: CN is the user, each O a group.
-pub fn client_params(user: &str, groups: &[&str]) -> Result<CertificateParams> {
+/// Parameters of a client certificate: CN is the user, O the group. (rcgen keeps one value
+/// per name attribute, so certificates made here carry at most one group; certificates with
+/// several O values made elsewhere are read in full by authentication.)
+pub fn client_params(user: &str, group: Option<&str>) -> Result<CertificateParams> {
     let mut p = CertificateParams::new(Vec::<String>::new()).map_err(cert("client parameters"))?;
     p.distinguished_name.push(DnType::CommonName, user);
-    for g in groups {
-        p.distinguished_name.push(DnType::OrganizationName, *g);
+    if let Some(g) = group {
+        p.distinguished_name.push(DnType::OrganizationName, g);
     }
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     Ok(p)
