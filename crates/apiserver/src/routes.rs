@@ -1,8 +1,10 @@
-//! The router: health and version endpoints now; the REST API over the store joins here.
+//! The router: health, version and discovery endpoints now; the REST API over the store
+//! joins here.
 
 use axum::routing::get;
 use axum::Router;
 
+use crate::discovery;
 use crate::status::ApiError;
 
 /// The Kubernetes version Tugboat serves (its API types are those of this release).
@@ -41,5 +43,15 @@ pub fn router() -> Router {
         .route("/readyz", get(|| async { "ok" }))
         .route("/version", get(|| async { axum::Json(version_info()) }))
         .route("/version/", get(|| async { axum::Json(version_info()) }))
+        .route("/api", get(discovery::core))
+        .route("/api/", get(discovery::core))
+        .route("/api/v1", get(discovery::core_v1))
+        .route("/apis", get(discovery::groups_list))
+        .route("/apis/", get(discovery::groups_list))
+        .route("/apis/{group}", get(discovery::group))
+        .route(
+            "/apis/{group}/{version}",
+            get(discovery::group_version_resources),
+        )
         .fallback(|uri: http::Uri| async move { ApiError::not_found_path(uri.path()) })
 }

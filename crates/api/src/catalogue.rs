@@ -1,0 +1,391 @@
+//! The list of served resources (see the crate docs).
+
+use k8s_openapi::api::{
+    apps::v1 as apps, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2,
+    batch::v1 as batch, certificates::v1 as certificates, coordination::v1 as coordination,
+    core::v1 as core, discovery::v1 as discovery, events::v1 as events,
+    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    scheduling::v1 as scheduling, storage::v1 as storage,
+};
+use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
+
+/// Whether a `k8s-openapi` scope is namespaced.
+trait Scoped {
+    const NAMESPACED: bool;
+}
+impl Scoped for NamespaceResourceScope {
+    const NAMESPACED: bool = true;
+}
+impl Scoped for ClusterResourceScope {
+    const NAMESPACED: bool = false;
+}
+
+/// A subresource such as `status`, `scale` or `log`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subresource {
+    /// Its name: `status`, `scale`, `log`…
+    pub name: &'static str,
+    /// The group of the kind it answers with (`""` for core).
+    pub group: &'static str,
+    /// The version of that kind.
+    pub version: &'static str,
+    /// The kind it answers with (`Scale`, `Eviction`, the parent's kind for `status`…).
+    pub kind: &'static str,
+    /// The verbs it supports.
+    pub verbs: &'static [&'static str],
+}
+
+/// One served resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// API group (`""` for core).
+    pub group: &'static str,
+    /// Version, e.g. `v1`.
+    pub version: &'static str,
+    /// Kind, e.g. `Deployment`.
+    pub kind: &'static str,
+    /// Plural, the URL segment: `deployments`.
+    pub plural: &'static str,
+    /// Singular: `deployment`.
+    pub singular: &'static str,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Short names: `deploy`.
+    pub short_names: &'static [&'static str],
+    /// Categories: `all`.
+    pub categories: &'static [&'static str],
+    /// Verbs on the collection and its items.
+    pub verbs: &'static [&'static str],
+    /// Subresources.
+    pub subresources: &'static [Subresource],
+}
+
+impl ResourceInfo {
+    /// `group/version`, or `version` for the core group.
+    pub fn group_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+/// Verbs of an ordinary resource.
+const RW: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+/// Verbs of status and scale subresources.
+const SUB: &[&str] = &["get", "patch", "update"];
+const ALL: &[&str] = &["all"];
+const NONE: &[&str] = &[];
+
+const fn status(group: &'static str, version: &'static str, kind: &'static str) -> Subresource {
+    Subresource {
+        name: "status",
+        group,
+        version,
+        kind,
+        verbs: SUB,
+    }
+}
+
+const SCALE: Subresource = Subresource {
+    name: "scale",
+    group: "autoscaling",
+    version: "v1",
+    kind: "Scale",
+    verbs: SUB,
+};
+
+/// The entry for `T`, with what its type does not say.
+const fn info<T: Resource>(
+    singular: &'static str,
+    short_names: &'static [&'static str],
+    categories: &'static [&'static str],
+    verbs: &'static [&'static str],
+    subresources: &'static [Subresource],
+) -> ResourceInfo
+where
+    T::Scope: Scoped,
+{
+    ResourceInfo {
+        group: T::GROUP,
+        version: T::VERSION,
+        kind: T::KIND,
+        plural: T::URL_PATH_SEGMENT,
+        singular,
+        namespaced: <T::Scope as Scoped>::NAMESPACED,
+        short_names,
+        categories,
+        verbs,
+        subresources,
+    }
+}
+
+const POD_SUBRESOURCES: &[Subresource] = &[
+    status("", "v1", "Pod"),
+    Subresource {
+        name: "binding",
+        group: "",
+        version: "v1",
+        kind: "Binding",
+        verbs: &["create"],
+    },
+    Subresource {
+        name: "eviction",
+        group: "policy",
+        version: "v1",
+        kind: "Eviction",
+        verbs: &["create"],
+    },
+    Subresource {
+        name: "log",
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        verbs: &["get"],
+    },
+    Subresource {
+        name: "exec",
+        group: "",
+        version: "v1",
+        kind: "PodExecOptions",
+        verbs: &["create", "get"],
+    },
+    Subresource {
+        name: "attach",
+        group: "",
+        version: "v1",
+        kind: "PodAttachOptions",
+        verbs: &["create", "get"],
+    },
+    Subresource {
+        name: "portforward",
+        group: "",
+        version: "v1",
+        kind: "PodPortForwardOptions",
+        verbs: &["create", "get"],
+    },
+];
+
+static CATALOGUE: &[ResourceInfo] = &[
+    // core/v1
+    info::<core::Namespace>(
+        "namespace",
+        &["ns"],
+        NONE,
+        &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
+        &[status("", "v1", "Namespace")],
+    ),
+    info::<core::Pod>("pod", &["po"], ALL, RW, POD_SUBRESOURCES),
+    info::<core::Node>("node", &["no"], NONE, RW, &[status("", "v1", "Node")]),
+    info::<core::Service>(
+        "service",
+        &["svc"],
+        ALL,
+        &[
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ],
+        &[status("", "v1", "Service")],
+    ),
+    info::<core::Endpoints>("endpoints", &["ep"], NONE, RW, NONE_SUB),
+    info::<core::ConfigMap>("configmap", &["cm"], NONE, RW, NONE_SUB),
+    info::<core::Secret>("secret", NONE, NONE, RW, NONE_SUB),
+    info::<core::ServiceAccount>("serviceaccount", &["sa"], NONE, RW, NONE_SUB),
+    info::<core::Event>("event", &["ev"], NONE, RW, NONE_SUB),
+    info::<core::PersistentVolume>(
+        "persistentvolume",
+        &["pv"],
+        NONE,
+        RW,
+        &[status("", "v1", "PersistentVolume")],
+    ),
+    info::<core::PersistentVolumeClaim>(
+        "persistentvolumeclaim",
+        &["pvc"],
+        NONE,
+        RW,
+        &[status("", "v1", "PersistentVolumeClaim")],
+    ),
+    info::<core::LimitRange>("limitrange", &["limits"], NONE, RW, NONE_SUB),
+    info::<core::ResourceQuota>(
+        "resourcequota",
+        &["quota"],
+        NONE,
+        RW,
+        &[status("", "v1", "ResourceQuota")],
+    ),
+    info::<core::ReplicationController>(
+        "replicationcontroller",
+        &["rc"],
+        ALL,
+        RW,
+        &[status("", "v1", "ReplicationController"), SCALE],
+    ),
+    info::<core::PodTemplate>("podtemplate", NONE, NONE, RW, NONE_SUB),
+    // apps/v1
+    info::<apps::Deployment>(
+        "deployment",
+        &["deploy"],
+        ALL,
+        RW,
+        &[status("apps", "v1", "Deployment"), SCALE],
+    ),
+    info::<apps::ReplicaSet>(
+        "replicaset",
+        &["rs"],
+        ALL,
+        RW,
+        &[status("apps", "v1", "ReplicaSet"), SCALE],
+    ),
+    info::<apps::StatefulSet>(
+        "statefulset",
+        &["sts"],
+        ALL,
+        RW,
+        &[status("apps", "v1", "StatefulSet"), SCALE],
+    ),
+    info::<apps::DaemonSet>(
+        "daemonset",
+        &["ds"],
+        ALL,
+        RW,
+        &[status("apps", "v1", "DaemonSet")],
+    ),
+    info::<apps::ControllerRevision>("controllerrevision", NONE, NONE, RW, NONE_SUB),
+    // batch/v1
+    info::<batch::Job>("job", NONE, ALL, RW, &[status("batch", "v1", "Job")]),
+    info::<batch::CronJob>(
+        "cronjob",
+        &["cj"],
+        ALL,
+        RW,
+        &[status("batch", "v1", "CronJob")],
+    ),
+    // coordination.k8s.io/v1
+    info::<coordination::Lease>("lease", NONE, NONE, RW, NONE_SUB),
+    // events.k8s.io/v1
+    info::<events::Event>("event", &["ev"], NONE, RW, NONE_SUB),
+    // discovery.k8s.io/v1
+    info::<discovery::EndpointSlice>("endpointslice", NONE, NONE, RW, NONE_SUB),
+    // networking.k8s.io/v1
+    info::<networking::Ingress>(
+        "ingress",
+        &["ing"],
+        NONE,
+        RW,
+        &[status("networking.k8s.io", "v1", "Ingress")],
+    ),
+    info::<networking::IngressClass>("ingressclass", NONE, NONE, RW, NONE_SUB),
+    info::<networking::NetworkPolicy>("networkpolicy", &["netpol"], NONE, RW, NONE_SUB),
+    // storage.k8s.io/v1
+    info::<storage::StorageClass>("storageclass", &["sc"], NONE, RW, NONE_SUB),
+    // policy/v1
+    info::<policy::PodDisruptionBudget>(
+        "poddisruptionbudget",
+        &["pdb"],
+        NONE,
+        RW,
+        &[status("policy", "v1", "PodDisruptionBudget")],
+    ),
+    // autoscaling/v2 (preferred) and v1
+    info::<autoscaling_v2::HorizontalPodAutoscaler>(
+        "horizontalpodautoscaler",
+        &["hpa"],
+        ALL,
+        RW,
+        &[status("autoscaling", "v2", "HorizontalPodAutoscaler")],
+    ),
+    info::<autoscaling_v1::HorizontalPodAutoscaler>(
+        "horizontalpodautoscaler",
+        &["hpa"],
+        ALL,
+        RW,
+        &[status("autoscaling", "v1", "HorizontalPodAutoscaler")],
+    ),
+    // scheduling.k8s.io/v1
+    info::<scheduling::PriorityClass>("priorityclass", &["pc"], NONE, RW, NONE_SUB),
+    // rbac.authorization.k8s.io/v1
+    info::<rbac::Role>("role", NONE, NONE, RW, NONE_SUB),
+    info::<rbac::RoleBinding>("rolebinding", NONE, NONE, RW, NONE_SUB),
+    info::<rbac::ClusterRole>("clusterrole", NONE, NONE, RW, NONE_SUB),
+    info::<rbac::ClusterRoleBinding>("clusterrolebinding", NONE, NONE, RW, NONE_SUB),
+    // certificates.k8s.io/v1
+    info::<certificates::CertificateSigningRequest>(
+        "certificatesigningrequest",
+        &["csr"],
+        NONE,
+        RW,
+        &[
+            status("certificates.k8s.io", "v1", "CertificateSigningRequest"),
+            Subresource {
+                name: "approval",
+                group: "certificates.k8s.io",
+                version: "v1",
+                kind: "CertificateSigningRequest",
+                verbs: SUB,
+            },
+        ],
+    ),
+];
+
+const NONE_SUB: &[Subresource] = &[];
+
+/// Every served resource. Within a group, versions appear in preference order.
+pub fn catalogue() -> &'static [ResourceInfo] {
+    CATALOGUE
+}
+
+/// The resource with this group, version and plural.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    CATALOGUE
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_come_from_the_types() {
+        let deploy = find("apps", "v1", "deployments").unwrap();
+        assert_eq!(deploy.kind, "Deployment");
+        assert!(deploy.namespaced);
+        assert_eq!(deploy.group_version(), "apps/v1");
+        let ns = find("", "v1", "namespaces").unwrap();
+        assert!(!ns.namespaced);
+        assert_eq!(ns.group_version(), "v1");
+    }
+
+    #[test]
+    fn singular_names_and_plurals_are_unique_per_group_version() {
+        for (i, a) in CATALOGUE.iter().enumerate() {
+            assert_eq!(a.singular, a.kind.to_lowercase(), "{}", a.kind);
+            for b in &CATALOGUE[i + 1..] {
+                assert!(
+                    !(a.group == b.group && a.version == b.version && a.plural == b.plural),
+                    "{} twice",
+                    a.plural
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Tugboat's resource catalogue: every kind the API server serves, with the facts discovery,
+//! routing and storage need — group, version, kind, plural and singular names, scope, short
+//! names, categories, verbs and subresources. Group, version, kind, plural and scope come
+//! from the `k8s-openapi` types themselves, so they cannot drift from upstream; what the
+//! types do not carry (short names, categories, verbs) is written here once.
+//!
+//! Start at [`catalogue`].
+
+mod catalogue;
+
+pub use catalogue::{catalogue, find, ResourceInfo, Subresource};
