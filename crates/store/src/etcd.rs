@@ -62,7 +62,8 @@ impl EtcdStore {
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
     }
 
-    /// Maps an etcd error, recognising compaction and future-revision answers.
+    /// Maps an etcd error, recognising compaction and future-revision answers. etcd does not
+    /// say its current revision in the latter; callers that can ask for it fill it in.
     fn map_err(&self, what: &str, requested: Revision, e: etcd_client::Error) -> Error {
         let text = e.to_string();
         if text.contains("required revision has been compacted") {
@@ -142,10 +143,18 @@ impl Store for EtcdStore {
             get = get.with_limit(i64::try_from(options.limit + 1).unwrap_or(i64::MAX));
         }
         let mut kv = self.kv();
-        let resp = kv
-            .get(start.from.as_bytes(), Some(get))
-            .await
-            .map_err(|e| self.map_err("etcd list", start.revision, e))?;
+        let resp = match kv.get(start.from.as_bytes(), Some(get)).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                return Err(match self.map_err("etcd list", start.revision, e) {
+                    Error::FutureRevision { requested, .. } => Error::FutureRevision {
+                        requested,
+                        current: self.current_revision().await?,
+                    },
+                    other => other,
+                })
+            }
+        };
         let revision = match start.revision {
             0 => header_revision(resp.header()),
             r => r,
