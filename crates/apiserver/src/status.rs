@@ -13,6 +13,41 @@ pub struct ApiError {
     pub reason: &'static str,
     /// Human-readable message, as kubectl prints it.
     pub message: String,
+    /// `details`: the object concerned and, for some errors, causes.
+    pub details: Option<serde_json::Value>,
+}
+
+/// The object a request concerns, for error messages: resource plural, group, and name.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// Plural resource name: `pods`.
+    pub resource: &'a str,
+    /// API group (`""` for core).
+    pub group: &'a str,
+    /// Object name (`""` for collections).
+    pub name: &'a str,
+}
+
+impl Target<'_> {
+    /// `pods` or `deployments.apps`, as upstream names a resource in messages.
+    fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.to_owned()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        let mut d = serde_json::json!({ "kind": self.resource });
+        if !self.name.is_empty() {
+            d["name"] = self.name.into();
+        }
+        if !self.group.is_empty() {
+            d["group"] = self.group.into();
+        }
+        d
+    }
 }
 
 impl ApiError {
@@ -22,6 +57,87 @@ impl ApiError {
             code: StatusCode::UNAUTHORIZED,
             reason: "Unauthorized",
             message: "Unauthorized".into(),
+            details: None,
+        }
+    }
+
+    /// The Status for a store error on `target`, with upstream's code, reason and message.
+    pub fn from_store(err: &tug_store::Error, target: Target<'_>) -> Self {
+        use tug_store::Error as E;
+        let what = format!("{} {:?}", target.qualified(), target.name);
+        let (code, reason, message, details) = match err {
+            E::NotFound { .. } => (
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("{what} not found"),
+                Some(target.details()),
+            ),
+            E::AlreadyExists { .. } => (
+                StatusCode::CONFLICT,
+                "AlreadyExists",
+                format!("{what} already exists"),
+                Some(target.details()),
+            ),
+            E::Conflict { .. } => (
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {what}: the object has been modified; \
+                     please apply your changes to the latest version and try again"
+                ),
+                Some(target.details()),
+            ),
+            E::Compacted { requested, oldest } => (
+                StatusCode::GONE,
+                "Expired",
+                format!("too old resource version: {requested} ({oldest})"),
+                None,
+            ),
+            E::FutureRevision { requested, current } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "Timeout",
+                format!("Too large resource version: {requested}, current: {current}"),
+                Some(serde_json::json!({
+                    "causes": [{
+                        "reason": "ResourceVersionTooLarge",
+                        "message": "Too large resource version",
+                    }],
+                    "retryAfterSeconds": 1,
+                })),
+            ),
+            E::InvalidContinue(why) => (
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("continue key is not valid: {why}"),
+                None,
+            ),
+            E::InvalidKey { .. } | E::InvalidArgument(_) => {
+                (StatusCode::BAD_REQUEST, "BadRequest", err.to_string(), None)
+            }
+            E::ValueTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!("Request entity too large: {err}"),
+                None,
+            ),
+            E::Closed => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "the storage is shutting down".to_owned(),
+                None,
+            ),
+            E::Backend { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                format!("Internal error occurred: {err}"),
+                None,
+            ),
+        };
+        ApiError {
+            code,
+            reason,
+            message,
+            details,
         }
     }
 
@@ -31,12 +147,13 @@ impl ApiError {
             code: StatusCode::NOT_FOUND,
             reason: "NotFound",
             message: format!("the server could not find the requested resource ({path})"),
+            details: None,
         }
     }
 
     /// The `Status` JSON body.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut body = serde_json::json!({
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
@@ -44,12 +161,98 @@ impl ApiError {
             "message": self.message,
             "reason": self.reason,
             "code": self.code.as_u16(),
-        })
+        });
+        if let Some(details) = &self.details {
+            body["details"] = details.clone();
+        }
+        body
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.code, axum::Json(self.body())).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POD: Target<'static> = Target {
+        resource: "pods",
+        group: "",
+        name: "web",
+    };
+    const DEPLOY: Target<'static> = Target {
+        resource: "deployments",
+        group: "apps",
+        name: "api",
+    };
+
+    #[test]
+    fn store_errors_read_as_upstream_writes_them() {
+        let nf = ApiError::from_store(&tug_store::Error::NotFound { key: "k".into() }, POD);
+        assert_eq!(nf.code, StatusCode::NOT_FOUND);
+        assert_eq!(nf.message, r#"pods "web" not found"#);
+        let body = nf.body();
+        assert_eq!(body["details"]["name"], "web");
+        assert_eq!(body["details"]["kind"], "pods");
+
+        let ae = ApiError::from_store(&tug_store::Error::AlreadyExists { key: "k".into() }, DEPLOY);
+        assert_eq!(
+            (ae.code, ae.reason),
+            (StatusCode::CONFLICT, "AlreadyExists")
+        );
+        assert_eq!(ae.message, r#"deployments.apps "api" already exists"#);
+        assert_eq!(ae.body()["details"]["group"], "apps");
+
+        let conflict = ApiError::from_store(
+            &tug_store::Error::Conflict {
+                key: "k".into(),
+                expected: 1,
+                actual: 2,
+            },
+            DEPLOY,
+        );
+        assert_eq!(conflict.reason, "Conflict");
+        assert!(conflict.message.starts_with(
+            r#"Operation cannot be fulfilled on deployments.apps "api": the object has been modified"#
+        ));
+
+        let gone = ApiError::from_store(
+            &tug_store::Error::Compacted {
+                requested: 5,
+                oldest: 10,
+            },
+            POD,
+        );
+        assert_eq!((gone.code, gone.reason), (StatusCode::GONE, "Expired"));
+        assert_eq!(gone.message, "too old resource version: 5 (10)");
+
+        let future = ApiError::from_store(
+            &tug_store::Error::FutureRevision {
+                requested: 105,
+                current: 100,
+            },
+            POD,
+        );
+        assert_eq!(future.code, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            future.body()["details"]["causes"][0]["reason"],
+            "ResourceVersionTooLarge"
+        );
+
+        let bad = ApiError::from_store(&tug_store::Error::InvalidContinue("x".into()), POD);
+        assert_eq!(bad.code, StatusCode::BAD_REQUEST);
+        let big = ApiError::from_store(
+            &tug_store::Error::ValueTooLarge {
+                key: "k".into(),
+                size: 2,
+                limit: 1,
+            },
+            POD,
+        );
+        assert_eq!(big.code, StatusCode::PAYLOAD_TOO_LARGE);
     }
 }
