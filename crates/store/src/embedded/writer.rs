@@ -144,12 +144,20 @@ impl Writer {
         let mut overlay: HashMap<String, Option<KeyValue>> = HashMap::new();
         let mut batch = e.db.batch().durability(Some(e.persist_mode()));
         let mut rev = self.revision;
+        let mut pending = writes.into_iter();
         let built = (|| -> Result<()> {
-            for (op, reply) in writes {
+            for (op, reply) in pending.by_ref() {
                 let key = op_key(&op).to_owned();
                 let current = match overlay.get(&key) {
                     Some(v) => v.clone(),
-                    None => e.latest(&key)?,
+                    None => match e.latest(&key) {
+                        Ok(v) => v,
+                        Err(err) => {
+                            // Keep the caller: the batch failure below answers it.
+                            outcomes.push((reply, Err(Error::Closed)));
+                            return Err(err);
+                        }
+                    },
                 };
                 match check(current, rev + 1, op) {
                     Ok((kind, kv)) => {
@@ -177,6 +185,8 @@ impl Writer {
             }
             Ok(())
         })();
+        // Writes not reached because the batch failed part-way share its fate.
+        outcomes.extend(pending.map(|(_, reply)| (reply, Err(Error::Closed))));
         let committed = built.and_then(|()| {
             if events.is_empty() {
                 // Only failed writes: nothing changed.
