@@ -41,6 +41,10 @@ pub struct ServerArgs {
     /// Extra names or addresses for the serving certificate (repeatable).
     #[arg(long)]
     pub tls_san: Vec<String>,
+    /// Run the control plane only, without the node agent (as k3s). The agent is not built
+    /// yet, so today this changes nothing.
+    #[arg(long)]
+    pub disable_agent: bool,
 }
 
 /// Opens the store the flags choose.
@@ -119,6 +123,9 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    if !args.disable_agent {
+        tracing::info!("the node agent is not built yet; running the control plane only");
+    }
     let authenticator = match &args.token_auth_file {
         Some(path) => Authenticator::from_token_file(path)?,
         None => Authenticator::default(),
