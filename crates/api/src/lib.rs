@@ -4,8 +4,9 @@
 //! from the `k8s-openapi` types themselves, so they cannot drift from upstream; what the
 //! types do not carry (short names, categories, verbs) is written here once.
 //!
-//! Start at [`catalogue`].
+//! Start at [`catalogue`]; [`validation`] holds upstream's name rules and messages.
 
 mod catalogue;
+pub mod validation;
 
 pub use catalogue::{catalogue, find, ResourceInfo, Subresource};
