@@ -7,6 +7,7 @@
 //! Start at [`catalogue`]; [`validation`] holds upstream's name rules and messages.
 
 mod catalogue;
+pub mod meta;
 pub mod validation;
 
 pub use catalogue::{catalogue, find, ResourceInfo, Subresource};
