@@ -98,12 +98,23 @@ fn to_kv(kv: &etcd_client::KeyValue) -> Result<KeyValue> {
     })
 }
 
-/// The key's current version from the `or_else` get of a failed transaction.
-fn failed_get(responses: Vec<TxnOpResponse>) -> Option<Revision> {
-    responses.into_iter().find_map(|r| match r {
+/// Why a compare-and-swap transaction failed, from its `or_else` get of the key: the key is
+/// gone, or (when a revision was expected) it has moved on.
+fn cas_failure(key: &str, expected: Option<Revision>, responses: &[TxnOpResponse]) -> Error {
+    let actual = responses.iter().find_map(|r| match r {
         TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.mod_revision()),
         _ => None,
-    })
+    });
+    match (actual, expected) {
+        (Some(actual), Some(expected)) => Error::Conflict {
+            key: key.to_owned(),
+            expected,
+            actual,
+        },
+        _ => Error::NotFound {
+            key: key.to_owned(),
+        },
+    }
 }
 
 #[async_trait]
@@ -209,20 +220,11 @@ impl Store for EtcdStore {
             .await
             .map_err(|e| self.map_err("etcd update", 0, e))?;
         let rev = header_revision(resp.header());
+        let responses = resp.op_responses();
         if !resp.succeeded() {
-            return Err(match failed_get(resp.op_responses()) {
-                Some(actual) => Error::Conflict {
-                    key: key.to_owned(),
-                    expected,
-                    actual,
-                },
-                None => Error::NotFound {
-                    key: key.to_owned(),
-                },
-            });
+            return Err(cas_failure(key, Some(expected), &responses));
         }
-        let create_revision = resp
-            .op_responses()
+        let create_revision = responses
             .into_iter()
             .find_map(|r| match r {
                 TxnOpResponse::Put(put) => put.prev_key().map(|kv| kv.create_revision()),
@@ -257,20 +259,11 @@ impl Store for EtcdStore {
             .await
             .map_err(|e| self.map_err("etcd delete", 0, e))?;
         let rev = header_revision(resp.header());
+        let responses = resp.op_responses();
         if !resp.succeeded() {
-            return Err(match (failed_get(resp.op_responses()), expected) {
-                (Some(actual), Some(expected)) => Error::Conflict {
-                    key: key.to_owned(),
-                    expected,
-                    actual,
-                },
-                _ => Error::NotFound {
-                    key: key.to_owned(),
-                },
-            });
+            return Err(cas_failure(key, expected, &responses));
         }
-        let prev = resp
-            .op_responses()
+        let prev = responses
             .into_iter()
             .find_map(|r| match r {
                 TxnOpResponse::Delete(del) => del.prev_kvs().first().map(to_kv),

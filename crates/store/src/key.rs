@@ -221,10 +221,9 @@ pub(crate) fn paginate(
             items,
             revision,
             continue_token: None,
-            remaining: None,
         };
     }
-    let rest = items.split_off(limit);
+    items.truncate(limit);
     let next = format!(
         "{}\u{0}",
         items.last().map(|kv| kv.key.as_str()).unwrap_or(prefix)
@@ -234,7 +233,6 @@ pub(crate) fn paginate(
         items,
         revision,
         continue_token: Some(token.encode()),
-        remaining: Some(rest.len() as i64),
     }
 }
 

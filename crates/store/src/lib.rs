@@ -6,7 +6,7 @@
 //! point reads, paginated prefix lists at a revision, create / compare-and-swap update and
 //! delete, ordered watches from a revision, and compaction. Three backends implement it:
 //!
-//! - [`embedded::EmbeddedStore`], the default: durable on disk (redb underneath), with group
+//! - [`embedded::EmbeddedStore`], the default: durable on disk (fjall underneath), with group
 //!   commit so concurrent writers share one fsync;
 //! - [`etcd::EtcdStore`]: etcd v3, for HA;
 //! - [`EmbeddedStore::in_memory`](embedded::EmbeddedStore::in_memory): the same engine on

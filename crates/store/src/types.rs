@@ -77,6 +77,4 @@ pub struct ListResult {
     pub revision: Revision,
     /// Present when more items remain: pass it back to read the next page.
     pub continue_token: Option<String>,
-    /// How many items remain after this page (when known).
-    pub remaining: Option<i64>,
 }

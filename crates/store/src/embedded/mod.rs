@@ -289,7 +289,7 @@ impl Store for EmbeddedStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         validate_key(key)?;
         let key = key.to_owned();
-        self.read(move |e, _| reads::get(e, &key)).await
+        self.read(move |e, _| e.latest(&key)).await
     }
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListResult> {

@@ -19,11 +19,6 @@ fn corrupt(key: &str) -> Error {
     }
 }
 
-/// The latest version of `key`.
-pub(super) fn get(e: &Engine, key: &str) -> Result<Option<KeyValue>> {
-    e.latest(key)
-}
-
 /// One page of the keys under `prefix` at `start.revision` (0 = latest).
 pub(super) fn list(
     e: &Engine,
