@@ -101,23 +101,17 @@ impl Authenticator {
         Ok(Authenticator { tokens })
     }
 
-    /// The user of a request: its verified client certificate (DER) if any, else its
-    /// `Authorization: Bearer` token. `None` is anonymous.
-    pub fn authenticate(
-        &self,
-        client_cert: Option<&[u8]>,
-        authorization: Option<&str>,
-    ) -> Option<UserInfo> {
-        if let Some(user) = client_cert.and_then(user_from_cert) {
-            return Some(user);
-        }
+    /// The user of an `Authorization: Bearer` header, if the token is known.
+    pub fn token_user(&self, authorization: Option<&str>) -> Option<UserInfo> {
         let token = authorization?.strip_prefix("Bearer ")?.trim();
         self.tokens.get(token).cloned()
     }
 }
 
-/// CN and O of a certificate the TLS layer has already verified against the cluster CA.
-fn user_from_cert(der: &[u8]) -> Option<UserInfo> {
+/// The user of a client certificate (DER) the TLS layer has already verified against the
+/// cluster CA: CN is the name, each O a group. Parsed once per connection; a request on a
+/// connection with no certificate user falls back to [`Authenticator::token_user`].
+pub fn cert_user(der: &[u8]) -> Option<UserInfo> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
     let name = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
@@ -147,16 +141,13 @@ mod tests {
         )
         .unwrap();
         let a = Authenticator::from_token_file(&path).unwrap();
-        let alice = a.authenticate(None, Some("Bearer secret")).unwrap();
+        let alice = a.token_user(Some("Bearer secret")).unwrap();
         assert_eq!(alice.name, "alice");
         assert_eq!(alice.groups, ["dev", "ops", AUTHENTICATED]);
-        assert_eq!(
-            a.authenticate(None, Some("Bearer other")).unwrap().name,
-            "bob"
-        );
-        assert!(a.authenticate(None, Some("Bearer wrong")).is_none());
-        assert!(a.authenticate(None, Some("Basic secret")).is_none());
-        assert!(a.authenticate(None, None).is_none());
+        assert_eq!(a.token_user(Some("Bearer other")).unwrap().name, "bob");
+        assert!(a.token_user(Some("Bearer wrong")).is_none());
+        assert!(a.token_user(Some("Basic secret")).is_none());
+        assert!(a.token_user(None).is_none());
 
         std::fs::write(&path, "lonely-token\n").unwrap();
         let err = Authenticator::from_token_file(&path).unwrap_err();
@@ -168,9 +159,7 @@ mod tests {
         let key = rcgen::KeyPair::generate().unwrap();
         let params = crate::pki::client_params("jane", Some("system:masters")).unwrap();
         let cert = params.self_signed(&key).unwrap();
-        let user = Authenticator::default()
-            .authenticate(Some(cert.der()), None)
-            .unwrap();
+        let user = cert_user(cert.der()).unwrap();
         assert_eq!(user.name, "jane");
         assert_eq!(user.groups, ["system:masters", AUTHENTICATED]);
     }

@@ -7,8 +7,13 @@
 //! on `/api` and `/apis` when the Accept header asks for it, with a Content-Type that names
 //! the variant served — kubectl reads the body as legacy otherwise. A client that offers only
 //! v2beta1 (kubectl ≤ 1.29) gets v2beta1; one that offers neither gets legacy JSON.
-//! `k8s-openapi` has no types for these documents, so they are defined here.
+//! `k8s-openapi` has no types for these documents, so they are defined here. Every document
+//! is encoded once and served as shared bytes.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -227,19 +232,83 @@ fn group_discovery(group: &str, versions: &[&'static str]) -> GroupDiscovery {
     }
 }
 
-fn aggregated(variant: &'static str, items: Vec<GroupDiscovery>) -> Response {
-    let body = DiscoveryList {
-        kind: "APIGroupDiscoveryList",
-        api_version: format!("apidiscovery.k8s.io/{variant}"),
-        metadata: serde_json::json!({}),
-        items,
-    };
-    let content_type =
-        format!("application/json;g=apidiscovery.k8s.io;v={variant};as=APIGroupDiscoveryList");
-    let mut response = Json(body).into_response();
-    if let Ok(v) = HeaderValue::from_str(&content_type) {
+/// Every discovery document but `/api`'s legacy one (which names the request's host),
+/// encoded once: the catalogue is fixed for the life of the process. (When CRDs arrive,
+/// their changes will rebuild this.)
+struct Documents {
+    /// `/apis` as `APIGroupList`.
+    group_list: Bytes,
+    /// `/apis/<g>` as `APIGroup`, by group.
+    groups: HashMap<&'static str, Bytes>,
+    /// `/api/v1` and `/apis/<g>/<v>` as `APIResourceList`, by group-version.
+    resource_lists: HashMap<String, Bytes>,
+    /// Aggregated `/api` and `/apis`, by (core?, variant).
+    aggregated: HashMap<(bool, &'static str), Bytes>,
+}
+
+const VARIANTS: [&str; 2] = ["v2", "v2beta1"];
+
+fn encode(value: &impl Serialize) -> Bytes {
+    // Serializing these plain data types cannot fail.
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+static DOCUMENTS: LazyLock<Documents> = LazyLock::new(|| {
+    let all = groups();
+    let mut resource_lists = HashMap::new();
+    let core = std::iter::once(("", vec!["v1"]));
+    for (g, versions) in core.chain(all.iter().cloned()) {
+        for v in versions {
+            if let Some(list) = resource_list(g, v) {
+                resource_lists.insert(group_version(g, v), encode(&list));
+            }
+        }
+    }
+    let mut aggregated = HashMap::new();
+    for variant in VARIANTS {
+        let list = |items| DiscoveryList {
+            kind: "APIGroupDiscoveryList",
+            api_version: format!("apidiscovery.k8s.io/{variant}"),
+            metadata: serde_json::json!({}),
+            items,
+        };
+        aggregated.insert(
+            (true, variant),
+            encode(&list(vec![group_discovery("", &["v1"])])),
+        );
+        let items = all.iter().map(|(g, v)| group_discovery(g, v)).collect();
+        aggregated.insert((false, variant), encode(&list(items)));
+    }
+    Documents {
+        group_list: encode(&APIGroupList {
+            groups: all.iter().map(|(g, v)| api_group(g, v)).collect(),
+        }),
+        groups: all
+            .iter()
+            .map(|(g, v)| (*g, encode(&api_group(g, v))))
+            .collect(),
+        resource_lists,
+        aggregated,
+    }
+});
+
+fn json(body: Bytes, content_type: &str) -> Response {
+    let mut response = body.into_response();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
         response.headers_mut().insert(header::CONTENT_TYPE, v);
     }
+    response
+}
+
+fn aggregated(core: bool, variant: &'static str) -> Response {
+    let body = DOCUMENTS
+        .aggregated
+        .get(&(core, variant))
+        .cloned()
+        .unwrap_or_default();
+    let content_type =
+        format!("application/json;g=apidiscovery.k8s.io;v={variant};as=APIGroupDiscoveryList");
+    let mut response = json(body, &content_type);
     response
         .headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept"));
@@ -249,7 +318,7 @@ fn aggregated(variant: &'static str, items: Vec<GroupDiscovery>) -> Response {
 /// `GET /api`.
 pub async fn core(headers: HeaderMap) -> Response {
     if let Some(variant) = aggregated_variant(&headers) {
-        return aggregated(variant, vec![group_discovery("", &["v1"])]);
+        return aggregated(true, variant);
     }
     Json(APIVersions {
         versions: vec!["v1".to_owned()],
@@ -267,37 +336,32 @@ pub async fn core(headers: HeaderMap) -> Response {
 
 /// `GET /apis`.
 pub async fn groups_list(headers: HeaderMap) -> Response {
-    let all = groups();
-    if let Some(variant) = aggregated_variant(&headers) {
-        let items = all.iter().map(|(g, v)| group_discovery(g, v)).collect();
-        return aggregated(variant, items);
+    match aggregated_variant(&headers) {
+        Some(variant) => aggregated(false, variant),
+        None => json(DOCUMENTS.group_list.clone(), "application/json"),
     }
-    Json(APIGroupList {
-        groups: all.iter().map(|(g, v)| api_group(g, v)).collect(),
-    })
-    .into_response()
 }
 
 /// `GET /apis/<group>`.
 pub async fn group(Path(name): Path<String>) -> Response {
-    match groups().into_iter().find(|(g, _)| *g == name) {
-        Some((g, versions)) => Json(api_group(g, &versions)).into_response(),
+    match DOCUMENTS.groups.get(name.as_str()) {
+        Some(doc) => json(doc.clone(), "application/json"),
         None => ApiError::not_found_path(&format!("/apis/{name}")).into_response(),
     }
 }
 
 /// `GET /api/v1`.
 pub async fn core_v1() -> Response {
-    match resource_list("", "v1") {
-        Some(list) => Json(list).into_response(),
+    match DOCUMENTS.resource_lists.get("v1") {
+        Some(doc) => json(doc.clone(), "application/json"),
         None => ApiError::not_found_path("/api/v1").into_response(),
     }
 }
 
 /// `GET /apis/<group>/<version>`.
 pub async fn group_version_resources(Path((group, version)): Path<(String, String)>) -> Response {
-    match resource_list(&group, &version) {
-        Some(list) => Json(list).into_response(),
+    match DOCUMENTS.resource_lists.get(&format!("{group}/{version}")) {
+        Some(doc) => json(doc.clone(), "application/json"),
         None => ApiError::not_found_path(&format!("/apis/{group}/{version}")).into_response(),
     }
 }

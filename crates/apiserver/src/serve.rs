@@ -79,7 +79,7 @@ pub fn tls_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, Error> {
 }
 
 /// Accepts connections on `listener` until `shutdown` resolves, authenticating each request
-/// and handing it to `router` with the [`UserInfo`](crate::authn::UserInfo) as an extension.
+/// (the client certificate once per connection, bearer tokens per request) and handing it to `router` with the [`UserInfo`](crate::authn::UserInfo) as an extension.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -110,20 +110,22 @@ pub async fn serve(
                     return;
                 }
             };
-            let client_cert = tls
+            // A client certificate names the user of every request on this connection.
+            let cert_user = tls
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .map(|c| c.as_ref().to_vec());
+                .and_then(|c| crate::authn::cert_user(c.as_ref()));
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let router = router.clone();
-                let user = authenticator.authenticate(
-                    client_cert.as_deref(),
-                    req.headers()
-                        .get(http::header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok()),
-                );
+                let user = cert_user.clone().or_else(|| {
+                    authenticator.token_user(
+                        req.headers()
+                            .get(http::header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok()),
+                    )
+                });
                 async move {
                     let mut req = req.map(axum::body::Body::new);
                     match user {
