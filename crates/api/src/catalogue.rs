@@ -46,8 +46,6 @@ pub struct ResourceInfo {
     pub kind: &'static str,
     /// Plural, the URL segment: `deployments`.
     pub plural: &'static str,
-    /// Singular: `deployment`.
-    pub singular: &'static str,
     /// Namespaced or cluster-scoped.
     pub namespaced: bool,
     /// Short names: `deploy`.
@@ -61,6 +59,11 @@ pub struct ResourceInfo {
 }
 
 impl ResourceInfo {
+    /// The singular name: the kind in lower case, as for every built-in kind (`deployment`).
+    pub fn singular(&self) -> String {
+        self.kind.to_ascii_lowercase()
+    }
+
     /// `group/version`, or `version` for the core group.
     pub fn group_version(&self) -> String {
         if self.group.is_empty() {
@@ -107,7 +110,6 @@ const SCALE: Subresource = Subresource {
 
 /// The entry for `T`, with what its type does not say.
 const fn info<T: Resource>(
-    singular: &'static str,
     short_names: &'static [&'static str],
     categories: &'static [&'static str],
     verbs: &'static [&'static str],
@@ -121,7 +123,6 @@ where
         version: T::VERSION,
         kind: T::KIND,
         plural: T::URL_PATH_SEGMENT,
-        singular,
         namespaced: <T::Scope as Scoped>::NAMESPACED,
         short_names,
         categories,
@@ -179,7 +180,6 @@ const POD_SUBRESOURCES: &[Subresource] = &[
 static CATALOGUE: &[ResourceInfo] = &[
     // core/v1
     info::<core::Namespace>(
-        "namespace",
         &["ns"],
         NONE,
         &[
@@ -187,10 +187,9 @@ static CATALOGUE: &[ResourceInfo] = &[
         ],
         &[status("", "v1", "Namespace")],
     ),
-    info::<core::Pod>("pod", &["po"], ALL, RW, POD_SUBRESOURCES),
-    info::<core::Node>("node", &["no"], NONE, RW, &[status("", "v1", "Node")]),
+    info::<core::Pod>(&["po"], ALL, RW, POD_SUBRESOURCES),
+    info::<core::Node>(&["no"], NONE, RW, &[status("", "v1", "Node")]),
     info::<core::Service>(
-        "service",
         &["svc"],
         ALL,
         &[
@@ -205,101 +204,70 @@ static CATALOGUE: &[ResourceInfo] = &[
         ],
         &[status("", "v1", "Service")],
     ),
-    info::<core::Endpoints>("endpoints", &["ep"], NONE, RW, NONE_SUB),
-    info::<core::ConfigMap>("configmap", &["cm"], NONE, RW, NONE_SUB),
-    info::<core::Secret>("secret", NONE, NONE, RW, NONE_SUB),
-    info::<core::ServiceAccount>("serviceaccount", &["sa"], NONE, RW, NONE_SUB),
-    info::<core::Event>("event", &["ev"], NONE, RW, NONE_SUB),
-    info::<core::PersistentVolume>(
-        "persistentvolume",
-        &["pv"],
-        NONE,
-        RW,
-        &[status("", "v1", "PersistentVolume")],
-    ),
+    info::<core::Endpoints>(&["ep"], NONE, RW, NONE_SUB),
+    info::<core::ConfigMap>(&["cm"], NONE, RW, NONE_SUB),
+    info::<core::Secret>(NONE, NONE, RW, NONE_SUB),
+    info::<core::ServiceAccount>(&["sa"], NONE, RW, NONE_SUB),
+    info::<core::Event>(&["ev"], NONE, RW, NONE_SUB),
+    info::<core::PersistentVolume>(&["pv"], NONE, RW, &[status("", "v1", "PersistentVolume")]),
     info::<core::PersistentVolumeClaim>(
-        "persistentvolumeclaim",
         &["pvc"],
         NONE,
         RW,
         &[status("", "v1", "PersistentVolumeClaim")],
     ),
-    info::<core::LimitRange>("limitrange", &["limits"], NONE, RW, NONE_SUB),
-    info::<core::ResourceQuota>(
-        "resourcequota",
-        &["quota"],
-        NONE,
-        RW,
-        &[status("", "v1", "ResourceQuota")],
-    ),
+    info::<core::LimitRange>(&["limits"], NONE, RW, NONE_SUB),
+    info::<core::ResourceQuota>(&["quota"], NONE, RW, &[status("", "v1", "ResourceQuota")]),
     info::<core::ReplicationController>(
-        "replicationcontroller",
         &["rc"],
         ALL,
         RW,
         &[status("", "v1", "ReplicationController"), SCALE],
     ),
-    info::<core::PodTemplate>("podtemplate", NONE, NONE, RW, NONE_SUB),
+    info::<core::PodTemplate>(NONE, NONE, RW, NONE_SUB),
     // apps/v1
     info::<apps::Deployment>(
-        "deployment",
         &["deploy"],
         ALL,
         RW,
         &[status("apps", "v1", "Deployment"), SCALE],
     ),
     info::<apps::ReplicaSet>(
-        "replicaset",
         &["rs"],
         ALL,
         RW,
         &[status("apps", "v1", "ReplicaSet"), SCALE],
     ),
     info::<apps::StatefulSet>(
-        "statefulset",
         &["sts"],
         ALL,
         RW,
         &[status("apps", "v1", "StatefulSet"), SCALE],
     ),
-    info::<apps::DaemonSet>(
-        "daemonset",
-        &["ds"],
-        ALL,
-        RW,
-        &[status("apps", "v1", "DaemonSet")],
-    ),
-    info::<apps::ControllerRevision>("controllerrevision", NONE, NONE, RW, NONE_SUB),
+    info::<apps::DaemonSet>(&["ds"], ALL, RW, &[status("apps", "v1", "DaemonSet")]),
+    info::<apps::ControllerRevision>(NONE, NONE, RW, NONE_SUB),
     // batch/v1
-    info::<batch::Job>("job", NONE, ALL, RW, &[status("batch", "v1", "Job")]),
-    info::<batch::CronJob>(
-        "cronjob",
-        &["cj"],
-        ALL,
-        RW,
-        &[status("batch", "v1", "CronJob")],
-    ),
+    info::<batch::Job>(NONE, ALL, RW, &[status("batch", "v1", "Job")]),
+    info::<batch::CronJob>(&["cj"], ALL, RW, &[status("batch", "v1", "CronJob")]),
     // coordination.k8s.io/v1
-    info::<coordination::Lease>("lease", NONE, NONE, RW, NONE_SUB),
+    info::<coordination::Lease>(NONE, NONE, RW, NONE_SUB),
     // events.k8s.io/v1
-    info::<events::Event>("event", &["ev"], NONE, RW, NONE_SUB),
+    info::<events::Event>(&["ev"], NONE, RW, NONE_SUB),
     // discovery.k8s.io/v1
-    info::<discovery::EndpointSlice>("endpointslice", NONE, NONE, RW, NONE_SUB),
+    info::<discovery::EndpointSlice>(NONE, NONE, RW, NONE_SUB),
     // networking.k8s.io/v1
     info::<networking::Ingress>(
-        "ingress",
         &["ing"],
         NONE,
         RW,
         &[status("networking.k8s.io", "v1", "Ingress")],
     ),
-    info::<networking::IngressClass>("ingressclass", NONE, NONE, RW, NONE_SUB),
-    info::<networking::NetworkPolicy>("networkpolicy", &["netpol"], NONE, RW, NONE_SUB),
+    info::<networking::IngressClass>(NONE, NONE, RW, NONE_SUB),
+    info::<networking::NetworkPolicy>(&["netpol"], NONE, RW, NONE_SUB),
     // storage.k8s.io/v1
-    info::<storage::StorageClass>("storageclass", &["sc"], NONE, RW, NONE_SUB),
+    info::<storage::StorageClass>(&["sc"], NONE, RW, NONE_SUB),
     // policy/v1
     info::<policy::PodDisruptionBudget>(
-        "poddisruptionbudget",
         &["pdb"],
         NONE,
         RW,
@@ -307,29 +275,26 @@ static CATALOGUE: &[ResourceInfo] = &[
     ),
     // autoscaling/v2 (preferred) and v1
     info::<autoscaling_v2::HorizontalPodAutoscaler>(
-        "horizontalpodautoscaler",
         &["hpa"],
         ALL,
         RW,
         &[status("autoscaling", "v2", "HorizontalPodAutoscaler")],
     ),
     info::<autoscaling_v1::HorizontalPodAutoscaler>(
-        "horizontalpodautoscaler",
         &["hpa"],
         ALL,
         RW,
         &[status("autoscaling", "v1", "HorizontalPodAutoscaler")],
     ),
     // scheduling.k8s.io/v1
-    info::<scheduling::PriorityClass>("priorityclass", &["pc"], NONE, RW, NONE_SUB),
+    info::<scheduling::PriorityClass>(&["pc"], NONE, RW, NONE_SUB),
     // rbac.authorization.k8s.io/v1
-    info::<rbac::Role>("role", NONE, NONE, RW, NONE_SUB),
-    info::<rbac::RoleBinding>("rolebinding", NONE, NONE, RW, NONE_SUB),
-    info::<rbac::ClusterRole>("clusterrole", NONE, NONE, RW, NONE_SUB),
-    info::<rbac::ClusterRoleBinding>("clusterrolebinding", NONE, NONE, RW, NONE_SUB),
+    info::<rbac::Role>(NONE, NONE, RW, NONE_SUB),
+    info::<rbac::RoleBinding>(NONE, NONE, RW, NONE_SUB),
+    info::<rbac::ClusterRole>(NONE, NONE, RW, NONE_SUB),
+    info::<rbac::ClusterRoleBinding>(NONE, NONE, RW, NONE_SUB),
     // certificates.k8s.io/v1
     info::<certificates::CertificateSigningRequest>(
-        "certificatesigningrequest",
         &["csr"],
         NONE,
         RW,
@@ -376,9 +341,9 @@ mod tests {
     }
 
     #[test]
-    fn singular_names_and_plurals_are_unique_per_group_version() {
+    fn plurals_are_unique_per_group_version() {
+        assert_eq!(find("", "v1", "endpoints").unwrap().singular(), "endpoints");
         for (i, a) in CATALOGUE.iter().enumerate() {
-            assert_eq!(a.singular, a.kind.to_lowercase(), "{}", a.kind);
             for b in &CATALOGUE[i + 1..] {
                 assert!(
                     !(a.group == b.group && a.version == b.version && a.plural == b.plural),

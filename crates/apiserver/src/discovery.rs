@@ -61,7 +61,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<APIResourceList> {
     {
         resources.push(APIResource {
             name: r.plural.to_owned(),
-            singular_name: r.singular.to_owned(),
+            singular_name: r.singular(),
             namespaced: r.namespaced,
             kind: r.kind.to_owned(),
             verbs: r.verbs.iter().map(|v| (*v).to_owned()).collect(),
@@ -152,7 +152,7 @@ struct ResourceDiscovery {
     resource: &'static str,
     response_kind: Gvk,
     scope: &'static str,
-    singular_resource: &'static str,
+    singular_resource: String,
     verbs: &'static [&'static str],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     short_names: &'static [&'static str],
@@ -190,7 +190,7 @@ fn resource_discovery(r: &ResourceInfo) -> ResourceDiscovery {
         } else {
             "Cluster"
         },
-        singular_resource: r.singular,
+        singular_resource: r.singular(),
         verbs: r.verbs,
         short_names: r.short_names,
         categories: r.categories,
