@@ -30,6 +30,36 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     /// Log lines the server has written so far (stderr).
     pub lines: mpsc::Receiver<String>,
+    /// The extra arguments it was started with.
+    extra: Vec<String>,
+}
+
+/// Spawns `tug server` on `port` with `dir` as data dir; returns it and its log lines.
+fn spawn(dir: &Path, port: u16, extra: &[String]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = tug()
+        .args([
+            "server",
+            "--bind-address",
+            "127.0.0.1",
+            "--https-listen-port",
+        ])
+        .arg(port.to_string())
+        .arg("--data-dir")
+        .arg(dir)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, lines)
 }
 
 impl Server {
@@ -37,37 +67,27 @@ impl Server {
     pub fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut child = tug()
-            .args([
-                "server",
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-            ])
-            .arg(port.to_string())
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let (child, lines) = spawn(dir.path(), port, &extra);
         let server = Server {
             child,
             port,
             dir,
             lines,
+            extra,
         };
         server.wait_for_log("API server listening");
         server
+    }
+
+    /// Stops the server and starts it again on the same data dir, port and arguments.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, lines) = spawn(self.dir.path(), self.port, &self.extra);
+        self.child = child;
+        self.lines = lines;
+        self.wait_for_log("API server listening");
     }
 
     /// Waits (at most 60 s) for a log line containing `needle`.
