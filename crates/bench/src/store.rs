@@ -195,10 +195,7 @@ pub async fn run(options: &Options) -> Result<Table> {
 }
 
 async fn open_embedded(dir: &Path) -> Result<EmbeddedStore> {
-    let options = EmbeddedOptions {
-        compaction_interval: None,
-        ..Default::default()
-    };
+    let options = EmbeddedOptions::manual_compaction();
     Ok(EmbeddedStore::open(dir.join("embedded"), options).await?)
 }
 

@@ -29,10 +29,7 @@ async fn crash_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let options = EmbeddedOptions {
-        compaction_interval: None,
-        ..Default::default()
-    };
+    let options = EmbeddedOptions::manual_compaction();
     let store = EmbeddedStore::open(std::path::Path::new(&dir).join("store"), options)
         .await
         .unwrap();
@@ -96,10 +93,7 @@ async fn acknowledged_writes_survive_sigkill() {
     }
     child.wait().unwrap();
 
-    let options = EmbeddedOptions {
-        compaction_interval: None,
-        ..Default::default()
-    };
+    let options = EmbeddedOptions::manual_compaction();
     let store = EmbeddedStore::open(dir.path().join("store"), options)
         .await
         .unwrap();

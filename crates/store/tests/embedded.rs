@@ -9,13 +9,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use tug_store::embedded::{EmbeddedOptions, EmbeddedStore};
-use tug_store::{ListOptions, Store};
+use tug_store::{KeyValue, ListOptions, Store};
 
-fn options() -> EmbeddedOptions {
-    EmbeddedOptions {
-        compaction_interval: None,
-        ..Default::default()
+/// Creates `key` and rewrites it `times` times (values "0", "1", …); returns the first and
+/// the last version.
+async fn rewrite(s: &EmbeddedStore, key: &str, times: u32) -> (KeyValue, KeyValue) {
+    let first = s.create(key, Bytes::from_static(b"0")).await.unwrap();
+    let mut kv = first.clone();
+    for i in 0..times {
+        kv = s
+            .update(key, Bytes::from(i.to_string()), kv.mod_revision)
+            .await
+            .unwrap();
     }
+    (first, kv)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +30,9 @@ async fn reopening_continues_from_the_last_revision() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/store");
     let last = {
-        let s = EmbeddedStore::open(&path, options()).await.unwrap();
+        let s = EmbeddedStore::open(&path, EmbeddedOptions::manual_compaction())
+            .await
+            .unwrap();
         let kv = s
             .create("/registry/cm/ns/a", Bytes::from_static(b"1"))
             .await
@@ -36,7 +45,9 @@ async fn reopening_continues_from_the_last_revision() {
         .await
         .unwrap()
     };
-    let s = EmbeddedStore::open(&path, options()).await.unwrap();
+    let s = EmbeddedStore::open(&path, EmbeddedOptions::manual_compaction())
+        .await
+        .unwrap();
     assert_eq!(s.current_revision().await.unwrap(), last.mod_revision);
     assert_eq!(s.get("/registry/cm/ns/a").await.unwrap().unwrap(), last);
     let next = s
@@ -114,21 +125,8 @@ async fn a_watcher_that_falls_behind_catches_up_from_the_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_removes_old_versions_from_disk() {
     let s = EmbeddedStore::in_memory().unwrap();
-    let mut kv = s
-        .create("/registry/cm/ns/c", Bytes::from_static(b"0"))
-        .await
-        .unwrap();
-    let first = kv.mod_revision;
-    for i in 0..5000 {
-        kv = s
-            .update(
-                "/registry/cm/ns/c",
-                Bytes::from(i.to_string()),
-                kv.mod_revision,
-            )
-            .await
-            .unwrap();
-    }
+    let (first, kv) = rewrite(&s, "/registry/cm/ns/c", 5000).await;
+    let first = first.mod_revision;
     let before = s.history_len().await.unwrap();
     assert!(before > 5000, "{before}");
     s.compact(kv.mod_revision).await.unwrap();
@@ -161,20 +159,7 @@ async fn periodic_compaction_runs_on_its_own() {
     let s = EmbeddedStore::open(dir.path().join("store"), opts)
         .await
         .unwrap();
-    let mut kv = s
-        .create("/registry/cm/ns/c", Bytes::from_static(b"0"))
-        .await
-        .unwrap();
-    for i in 0..100 {
-        kv = s
-            .update(
-                "/registry/cm/ns/c",
-                Bytes::from(i.to_string()),
-                kv.mod_revision,
-            )
-            .await
-            .unwrap();
-    }
+    let (_, kv) = rewrite(&s, "/registry/cm/ns/c", 100).await;
     // Wait (with a deadline) for the compactor to pass the writes and reclaim their space.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {

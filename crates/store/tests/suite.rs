@@ -20,10 +20,7 @@ struct Fixture {
 
 async fn embedded() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let options = EmbeddedOptions {
-        compaction_interval: None,
-        ..Default::default()
-    };
+    let options = EmbeddedOptions::manual_compaction();
     let store = EmbeddedStore::open(dir.path().join("store"), options)
         .await
         .unwrap();

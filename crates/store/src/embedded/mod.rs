@@ -59,6 +59,17 @@ impl Default for EmbeddedOptions {
     }
 }
 
+impl EmbeddedOptions {
+    /// The defaults, but compacting only when asked ([`Store::compact`]): for tests and
+    /// benchmarks that must not see history vanish under them.
+    pub fn manual_compaction() -> Self {
+        EmbeddedOptions {
+            compaction_interval: None,
+            ..Default::default()
+        }
+    }
+}
+
 /// The fjall database and its keyspaces.
 struct Engine {
     db: fjall::Database,
