@@ -1,6 +1,8 @@
 //! Reads of the embedded store, each against one fjall snapshot so that what it returns is
 //! consistent with the revision it reports.
 
+use std::ops::Bound;
+
 use fjall::Readable;
 
 use super::schema::{self, hist_key, split_hist_key};
@@ -63,15 +65,16 @@ pub(super) fn list(
             }
             Ok::<_, Error>(())
         };
-        let range = hist_key(&start.from, 0)..hist_key(&end, 0);
+        // A continue token starts at "<last key>\0": in `hist`, whose keys are
+        // "<key>\0<revision>", that means after every version of the last key.
+        let from = match start.from.strip_suffix('\0') {
+            Some(last) => Bound::Excluded(hist_key(last, Revision::MAX)),
+            None => Bound::Included(hist_key(&start.from, 0)),
+        };
+        let range = (from, Bound::Excluded(hist_key(&end, 0)));
         for guard in snapshot.range(&e.hist, range) {
             let (hk, raw) = guard.into_inner().map_err(fail)?;
             let (key, rev) = split_hist_key(&hk).ok_or_else(|| corrupt("<history key>"))?;
-            if key < start.from.as_str() {
-                // A continue token's start is "<last key>\0", which sorts after that key's
-                // history entries' prefix "<last key>\0<revision>" only at the key level.
-                continue;
-            }
             let same_key = best.as_ref().is_some_and(|(b, _, _)| b == key);
             if !same_key {
                 flush(best.take(), &mut items)?;
