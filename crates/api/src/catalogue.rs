@@ -35,8 +35,19 @@ pub struct Subresource {
     pub verbs: &'static [&'static str],
 }
 
+/// Decodes a JSON object as a kind's `k8s-openapi` type and encodes it back: the schema check
+/// of a request body (wrong types fail; unknown fields are dropped).
+pub type Normalize = fn(serde_json::Value) -> Result<serde_json::Value, serde_json::Error>;
+
+fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(
+    value: serde_json::Value,
+) -> Result<serde_json::Value, serde_json::Error> {
+    let typed: T = serde_json::from_value(value)?;
+    serde_json::to_value(&typed)
+}
+
 /// One served resource.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct ResourceInfo {
     /// API group (`""` for core).
     pub group: &'static str,
@@ -56,9 +67,16 @@ pub struct ResourceInfo {
     pub verbs: &'static [&'static str],
     /// Subresources.
     pub subresources: &'static [Subresource],
+    /// The typed round trip of this kind.
+    pub normalize: Normalize,
 }
 
 impl ResourceInfo {
+    /// Whether it has the subresource `name`.
+    pub fn has_subresource(&self, name: &str) -> bool {
+        self.subresources.iter().any(|s| s.name == name)
+    }
+
     /// The singular name: the kind in lower case, as for every built-in kind (`deployment`).
     pub fn singular(&self) -> String {
         self.kind.to_ascii_lowercase()
@@ -109,7 +127,7 @@ const SCALE: Subresource = Subresource {
 };
 
 /// The entry for `T`, with what its type does not say.
-const fn info<T: Resource>(
+const fn info<T: Resource + serde::de::DeserializeOwned + serde::Serialize>(
     short_names: &'static [&'static str],
     categories: &'static [&'static str],
     verbs: &'static [&'static str],
@@ -128,6 +146,7 @@ where
         categories,
         verbs,
         subresources,
+        normalize: round_trip::<T>,
     }
 }
 

@@ -8,6 +8,9 @@
 
 mod catalogue;
 pub mod meta;
+pub mod printers;
+pub mod selectors;
+pub mod strategy;
 pub mod validation;
 
 pub use catalogue::{catalogue, find, ResourceInfo, Subresource};

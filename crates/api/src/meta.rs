@@ -61,6 +61,15 @@ pub fn now() -> Time {
     )
 }
 
+/// A Unix time in seconds as upstream writes timestamps: RFC 3339, UTC, whole seconds
+/// (`2026-11-23T10:00:00Z`).
+pub fn timestamp(unix_seconds: i64) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(unix_seconds)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +90,12 @@ mod tests {
         let long = generate_name(&"a".repeat(100));
         assert_eq!(long.len(), 63);
         assert!(crate::validation::is_dns1123_subdomain(&long).is_empty());
+    }
+
+    #[test]
+    fn timestamps_print_as_upstream() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The router: health, version and discovery endpoints now; the REST API over the store
-//! joins here.
+//! The router: health, version and discovery endpoints, and the REST API over the store.
+
+use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
@@ -36,7 +37,7 @@ fn go_arch() -> &'static str {
 }
 
 /// The router for everything the server answers.
-pub fn router() -> Router {
+pub fn router(registry: Arc<crate::rest::Registry>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
@@ -53,5 +54,6 @@ pub fn router() -> Router {
             "/apis/{group}/{version}",
             get(discovery::group_version_resources),
         )
+        .merge(crate::rest::routes(registry))
         .fallback(|uri: http::Uri| async move { ApiError::not_found_path(uri.path()) })
 }

@@ -141,6 +141,128 @@ impl ApiError {
         }
     }
 
+    /// 400 BadRequest with `message`.
+    pub fn bad_request(message: String) -> Self {
+        ApiError {
+            code: StatusCode::BAD_REQUEST,
+            reason: "BadRequest",
+            message,
+            details: None,
+        }
+    }
+
+    /// 413: the body is over the limit.
+    pub fn too_large() -> Self {
+        ApiError {
+            code: StatusCode::PAYLOAD_TOO_LARGE,
+            reason: "RequestEntityTooLarge",
+            message: format!(
+                "Request entity too large: limit is {}",
+                crate::rest::request::MAX_BODY_BYTES
+            ),
+            details: None,
+        }
+    }
+
+    /// 405: the resource does not serve this verb.
+    pub fn method_not_allowed() -> Self {
+        ApiError {
+            code: StatusCode::METHOD_NOT_ALLOWED,
+            reason: "MethodNotAllowed",
+            message: "the server does not allow this method on the requested resource".into(),
+            details: None,
+        }
+    }
+
+    /// 403 Forbidden with `message`, about `target`.
+    pub fn forbidden(target: Target<'_>, message: String) -> Self {
+        ApiError {
+            code: StatusCode::FORBIDDEN,
+            reason: "Forbidden",
+            message,
+            details: Some(target.details()),
+        }
+    }
+
+    /// 404 NotFound for `target`.
+    pub fn not_found(target: Target<'_>) -> Self {
+        ApiError {
+            code: StatusCode::NOT_FOUND,
+            reason: "NotFound",
+            message: format!("{} {:?} not found", target.qualified(), target.name),
+            details: Some(target.details()),
+        }
+    }
+
+    /// 409 Conflict with a custom message, about `target`.
+    pub fn conflict(target: Target<'_>, message: String) -> Self {
+        ApiError {
+            code: StatusCode::CONFLICT,
+            reason: "Conflict",
+            message: format!(
+                "Operation cannot be fulfilled on {} {:?}: {message}",
+                target.qualified(),
+                target.name
+            ),
+            details: Some(target.details()),
+        }
+    }
+
+    /// 410 Expired with `message` (watch and continue tokens too old).
+    pub fn expired(message: String) -> Self {
+        ApiError {
+            code: StatusCode::GONE,
+            reason: "Expired",
+            message,
+            details: None,
+        }
+    }
+
+    /// 500 for a failure that is the server's, not the client's.
+    pub fn internal(message: String) -> Self {
+        ApiError {
+            code: StatusCode::INTERNAL_SERVER_ERROR,
+            reason: "InternalError",
+            message: format!("Internal error occurred: {message}"),
+            details: None,
+        }
+    }
+
+    /// 422 Invalid: `<Kind> "<name>" is invalid: <errors>`, with one cause per error, as
+    /// upstream's `NewInvalid`.
+    pub fn invalid(
+        kind: &str,
+        group: &str,
+        name: &str,
+        errors: &[tug_api::strategy::FieldError],
+    ) -> Self {
+        let messages: Vec<String> = errors.iter().map(|e| e.message()).collect();
+        let joined = match messages.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let causes: Vec<serde_json::Value> = errors
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "reason": e.kind.cause_reason(),
+                    "message": e.cause_message(),
+                    "field": e.field,
+                })
+            })
+            .collect();
+        let mut details = serde_json::json!({ "name": name, "kind": kind, "causes": causes });
+        if !group.is_empty() {
+            details["group"] = group.into();
+        }
+        ApiError {
+            code: StatusCode::UNPROCESSABLE_ENTITY,
+            reason: "Invalid",
+            message: format!("{kind} {name:?} is invalid: {joined}"),
+            details: Some(details),
+        }
+    }
+
     /// 404 for a path no resource serves.
     pub fn not_found_path(path: &str) -> Self {
         ApiError {

@@ -2,6 +2,8 @@
 //! side in one run and reports ratios, because the machines we run on are shared and noisy:
 //! a ratio taken in one run means something, two absolute numbers from two runs do not.
 
+pub mod api;
+pub mod http;
 pub mod report;
 pub mod store;
 

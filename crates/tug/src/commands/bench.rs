@@ -10,6 +10,28 @@ use clap::{Args, Subcommand};
 pub enum BenchCommand {
     /// The embedded store against etcd: writes, lists, watches.
     Store(StoreArgs),
+    /// The API server over HTTPS, embedded store against etcd: memory, mutating requests,
+    /// GET, LIST from the cache, watch delivery.
+    Api(ApiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// Concurrent clients in the mutating and GET cases.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds the mutating case runs per server (GETs run half as long).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Pods in the LIST case.
+    #[arg(long, default_value_t = 10_000)]
+    list_pods: usize,
+    /// Events in the watch case.
+    #[arg(long, default_value_t = 500)]
+    watch_events: usize,
+    /// Directory for both servers' data. Default: the temp dir.
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -33,6 +55,28 @@ pub struct StoreArgs {
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Api(a) => {
+            if !(a.seconds.is_finite() && a.seconds > 0.0) {
+                anyhow::bail!("--seconds must be a positive number, got {}", a.seconds);
+            }
+            if a.clients == 0 || a.list_pods == 0 || a.watch_events == 0 {
+                anyhow::bail!("--clients, --list-pods and --watch-events must be positive");
+            }
+            let options = tug_bench::api::Options {
+                server_exe: std::env::current_exe().context("finding the tug binary")?,
+                clients: a.clients,
+                case_duration: Duration::from_secs_f64(a.seconds),
+                list_pods: a.list_pods,
+                watch_events: a.watch_events,
+                dir: a.dir,
+                ..Default::default()
+            };
+            let table = tug_bench::api::run(&options)
+                .await
+                .context("API benchmark failed")?;
+            println!("{table}");
+            Ok(())
+        }
         BenchCommand::Store(a) => {
             if !(a.seconds.is_finite() && a.seconds > 0.0) {
                 anyhow::bail!("--seconds must be a positive number, got {}", a.seconds);

@@ -45,6 +45,38 @@ pub struct ServerArgs {
     /// yet, so today this changes nothing.
     #[arg(long)]
     pub disable_agent: bool,
+    /// The IPv4 range service ClusterIPs come from; its first address is the `kubernetes`
+    /// service's.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// The port range of NodePort services.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
+    /// The address the `kubernetes` service's endpoints point at (default: the bind
+    /// address, else the host's primary address).
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
+}
+
+fn port_range(s: &str) -> anyhow::Result<(u16, u16)> {
+    let parsed = s
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+    match parsed {
+        Some((a, b)) if a > 0 && a <= b => Ok((a, b)),
+        _ => anyhow::bail!("--service-node-port-range {s:?} must look like 30000-32767"),
+    }
+}
+
+/// The address other hosts reach this one at: the source address the kernel picks for a
+/// route off the host (a UDP connect sends nothing), else loopback.
+fn primary_address() -> IpAddr {
+    let probe = || -> std::io::Result<IpAddr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        s.connect("192.0.2.1:9")?;
+        Ok(s.local_addr()?.ip())
+    };
+    probe().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 /// Opens the store the flags choose.
@@ -130,9 +162,29 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(path) => Authenticator::from_token_file(path)?,
         None => Authenticator::default(),
     };
+    let config = tug_apiserver::rest::Config {
+        service_cidr: args
+            .service_cidr
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?,
+        node_ports: port_range(&args.service_node_port_range)?,
+    };
     let store = open_store(&args).await?;
     let revision = store.current_revision().await?;
     tracing::info!(revision, "store ready");
+    let registry = tug_apiserver::rest::Registry::start(store, config)
+        .await
+        .context("filling the watch cache")?;
+    let advertise = args
+        .advertise_address
+        .unwrap_or(if args.bind_address.is_unspecified() {
+            primary_address()
+        } else {
+            args.bind_address
+        });
+    tug_apiserver::rest::bootstrap::run(&registry, advertise, args.https_listen_port)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the system namespaces: {}", e.message))?;
     let pki = identity(&args)?;
     let tls = tug_apiserver::serve::tls_config(&pki).context("configuring TLS")?;
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
@@ -144,7 +196,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         listener,
         tls,
         Arc::new(authenticator),
-        tug_apiserver::routes::router(),
+        tug_apiserver::routes::router(registry),
         shutdown_signal(),
     )
     .await;

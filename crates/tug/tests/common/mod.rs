@@ -148,3 +148,139 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// kubectl of one minor version pointed at a server, with a discovery cache of its own.
+pub struct Kubectl {
+    minor: u32,
+    kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+}
+
+impl Kubectl {
+    /// kubectl 1.`minor` for `server`.
+    pub fn new(server: &Server, minor: u32) -> Kubectl {
+        Kubectl {
+            minor,
+            kubeconfig: server.kubeconfig(),
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The command with the kubeconfig and cache set.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = kubectl(self.minor);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path());
+        cmd
+    }
+
+    /// Runs kubectl with `args`: (success, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        run(self.cmd().args(args))
+    }
+
+    /// Runs kubectl with `args`, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "kubectl 1.{} {args:?} failed: {err}\n{out}", self.minor);
+        out
+    }
+
+    /// Runs kubectl with `args`, asserting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(!ok, "kubectl 1.{} {args:?} should fail:\n{out}", self.minor);
+        err
+    }
+
+    /// Runs kubectl with `args` and `input` on stdin, asserting success; returns stdout.
+    pub fn ok_stdin(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(
+            out.status.success(),
+            "kubectl 1.{} {args:?} failed: {stderr}\n{stdout}",
+            self.minor
+        );
+        stdout
+    }
+}
+
+/// One HTTP exchange with the server as the admin, through curl: (status code, body).
+pub fn curl(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: Option<&[u8]>,
+) -> (u16, String) {
+    use std::io::Write;
+    let tls = server.data_dir().join("server/tls");
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-m",
+        "60",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+        "--cacert",
+    ])
+    .arg(tls.join("ca.crt"))
+    .arg("--cert")
+    .arg(tls.join("admin.crt"))
+    .arg("--key")
+    .arg(tls.join("admin.key"));
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if body.is_some() {
+        cmd.args(["--data-binary", "@-"]);
+    }
+    cmd.arg(format!("https://127.0.0.1:{}{path}", server.port));
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(b) = body {
+        stdin.write_all(b).unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.parse().unwrap_or(0), body.to_owned())
+}
+
+/// Polls `check` every 50 ms until it holds or `secs` pass; panics with `what` on timeout.
+pub fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,479 @@
+//! The watch cache: every resource's objects in memory, each with its serialized bytes, kept
+//! current by one store watch over `/registry/`. LISTs and watches are served from here
+//! without touching the store or re-encoding objects; the store is read only to fill it.
+//!
+//! Consistency: events are applied in revision order. Each resource keeps the revision of
+//! its last applied event and a window of recent events; a watch starting at a revision
+//! inside the window replays from it, an older one gets 410 Expired (the client relists).
+//! A snapshot of one resource is valid at `max(global revision, its own revision)`, both
+//! read under its lock, so a list's resourceVersion never misses or repeats an event.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+use tug_api::ResourceInfo;
+use tug_store::{EventKind, ListOptions, Store};
+
+use super::object;
+use crate::status::ApiError;
+
+/// Events kept per resource for watches that resume from a recent revision.
+const HISTORY: usize = 1024;
+/// Events queued per resource for a watcher before it counts as lagging.
+const FANOUT_QUEUE: usize = 4096;
+/// How long a request waits for the cache to reach a revision before giving up.
+pub const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
+
+/// One object as the cache holds it.
+#[derive(Debug)]
+pub struct Cached {
+    /// Its key below the resource prefix: `ns/name` or `name`.
+    pub key: String,
+    /// Its resource version.
+    pub rv: i64,
+    /// The object (with `metadata.resourceVersion`).
+    pub value: Value,
+    /// `value` serialized, shared by every response that carries it.
+    pub bytes: Bytes,
+}
+
+impl Cached {
+    pub(crate) fn new(key: String, rv: i64, stored: &[u8]) -> Result<Self, serde_json::Error> {
+        let value = object::decode_stored(stored, rv)?;
+        let bytes = Bytes::from(serde_json::to_vec(&value)?);
+        Ok(Cached {
+            key,
+            rv,
+            value,
+            bytes,
+        })
+    }
+
+    /// The namespace part of the key (namespaced resources).
+    pub fn namespace(&self) -> Option<&str> {
+        self.key.split_once('/').map(|(ns, _)| ns)
+    }
+}
+
+/// What happened to an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Changed.
+    Modified,
+    /// Deleted (the object is its last state, at the deletion's revision).
+    Deleted,
+}
+
+impl EventType {
+    /// The watch event type name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change of one resource.
+#[derive(Debug)]
+pub struct CacheEvent {
+    /// What happened.
+    pub kind: EventType,
+    /// The object after the change.
+    pub object: Arc<Cached>,
+    /// The object before it (modifications and deletions), for selector transitions.
+    pub prev: Option<Arc<Cached>>,
+}
+
+struct Inner {
+    objects: BTreeMap<String, Arc<Cached>>,
+    /// Revision of the last event applied to this resource.
+    rv: i64,
+    history: VecDeque<Arc<CacheEvent>>,
+    /// Every event after this revision is in `history`.
+    floor: i64,
+}
+
+/// The cached objects of one resource.
+pub struct ResourceCache {
+    /// The resource.
+    pub info: &'static ResourceInfo,
+    /// Its store prefix.
+    pub prefix: String,
+    inner: RwLock<Inner>,
+    tx: broadcast::Sender<Arc<CacheEvent>>,
+}
+
+/// A consistent view of one resource's objects.
+pub struct Snapshot {
+    /// The objects, in key order.
+    pub items: Vec<Arc<Cached>>,
+    /// The revision the view is valid at.
+    pub rv: i64,
+}
+
+/// Why a watch cannot start at the revision asked for.
+#[derive(Debug)]
+pub struct TooOld {
+    /// The oldest revision a watch can start from.
+    pub oldest: i64,
+}
+
+/// A started watch: events to replay, then live ones.
+pub struct Subscription {
+    /// Objects to send as ADDED first (a watch without a revision).
+    pub initial: Vec<Arc<Cached>>,
+    /// Recent events after the requested revision.
+    pub replay: Vec<Arc<CacheEvent>>,
+    /// The revision everything before live events reflects.
+    pub rv: i64,
+    /// Live events.
+    pub live: broadcast::Receiver<Arc<CacheEvent>>,
+}
+
+fn range<'a>(
+    objects: &'a BTreeMap<String, Arc<Cached>>,
+    namespace: Option<&str>,
+) -> Box<dyn Iterator<Item = &'a Arc<Cached>> + 'a> {
+    match namespace {
+        Some(ns) => {
+            let start = format!("{ns}/");
+            let end = format!("{ns}0"); // '0' follows '/'
+            Box::new(objects.range(start..end).map(|(_, v)| v))
+        }
+        None => Box::new(objects.values()),
+    }
+}
+
+impl ResourceCache {
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The objects (of one namespace, or all) and the revision they are valid at.
+    pub fn snapshot(&self, namespace: Option<&str>, global: &AtomicI64) -> Snapshot {
+        let inner = self.read();
+        let rv = global.load(Ordering::Acquire).max(inner.rv);
+        Snapshot {
+            items: range(&inner.objects, namespace).cloned().collect(),
+            rv,
+        }
+    }
+
+    /// One object.
+    pub fn get(&self, key: &str) -> Option<Arc<Cached>> {
+        self.read().objects.get(key).cloned()
+    }
+
+    /// The revision of the last change to this resource.
+    pub fn last_change(&self) -> i64 {
+        self.read().rv
+    }
+
+    /// Whether any object of this resource lives in `namespace`.
+    pub fn any_in(&self, namespace: &str) -> bool {
+        range(&self.read().objects, Some(namespace))
+            .next()
+            .is_some()
+    }
+
+    /// Starts a watch: after `after` (> 0), or with the current objects first (`after` 0).
+    pub fn subscribe(
+        &self,
+        after: i64,
+        namespace: Option<&str>,
+        global: &AtomicI64,
+    ) -> Result<Subscription, TooOld> {
+        let inner = self.read();
+        let rv = global.load(Ordering::Acquire).max(inner.rv);
+        let live = self.tx.subscribe();
+        if after == 0 {
+            return Ok(Subscription {
+                initial: range(&inner.objects, namespace).cloned().collect(),
+                replay: Vec::new(),
+                rv,
+                live,
+            });
+        }
+        if after < inner.floor {
+            return Err(TooOld {
+                oldest: inner.floor,
+            });
+        }
+        let replay = inner
+            .history
+            .iter()
+            .filter(|e| e.object.rv > after)
+            .cloned()
+            .collect();
+        Ok(Subscription {
+            initial: Vec::new(),
+            replay,
+            rv: rv.max(after),
+            live,
+        })
+    }
+
+    /// Recent events after `after`, for a watcher that fell behind the live queue.
+    pub fn catch_up(&self, after: i64) -> Result<Vec<Arc<CacheEvent>>, TooOld> {
+        let inner = self.read();
+        if after < inner.floor {
+            return Err(TooOld {
+                oldest: inner.floor,
+            });
+        }
+        Ok(inner
+            .history
+            .iter()
+            .filter(|e| e.object.rv > after)
+            .cloned()
+            .collect())
+    }
+
+    fn apply(&self, kind: EventKind, key: String, rv: i64, stored: &[u8]) {
+        let cached = match Cached::new(key, rv, stored) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                tracing::error!(key = %self.prefix, error = %e, "undecodable object in the store");
+                return;
+            }
+        };
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let prev = match kind {
+            EventKind::Delete => inner.objects.remove(&cached.key),
+            EventKind::Create | EventKind::Update => {
+                inner.objects.insert(cached.key.clone(), cached.clone())
+            }
+        };
+        let kind = match (kind, &prev) {
+            (EventKind::Delete, _) => EventType::Deleted,
+            (_, Some(_)) => EventType::Modified,
+            (_, None) => EventType::Added,
+        };
+        let event = Arc::new(CacheEvent {
+            kind,
+            object: cached,
+            prev,
+        });
+        inner.rv = rv;
+        if inner.history.len() == HISTORY {
+            if let Some(old) = inner.history.pop_front() {
+                inner.floor = old.object.rv;
+            }
+        }
+        inner.history.push_back(event.clone());
+        // No receivers is fine: nobody is watching this resource.
+        let _ = self.tx.send(event);
+    }
+}
+
+/// The cache of every resource.
+pub struct Cache {
+    resources: Vec<ResourceCache>,
+    by_prefix: HashMap<String, usize>,
+    /// Revision of the last store event applied.
+    rv: AtomicI64,
+    rv_tx: watch::Sender<i64>,
+    store: Arc<dyn Store>,
+}
+
+/// The resource prefix of a key: `/registry/<group>/<plural>/`.
+fn key_prefix(key: &str) -> Option<(&str, &str)> {
+    let mut seen = 0;
+    for (i, b) in key.bytes().enumerate() {
+        if b == b'/' {
+            seen += 1;
+            if seen == 4 {
+                return Some((&key[..=i], &key[i + 1..]));
+            }
+        }
+    }
+    None
+}
+
+impl Cache {
+    /// Fills the cache from the store and keeps it current from then on.
+    pub async fn start(store: Arc<dyn Store>) -> Result<Arc<Cache>, tug_store::Error> {
+        let resources: Vec<ResourceCache> = tug_api::catalogue()
+            .iter()
+            .map(|info| ResourceCache {
+                info,
+                prefix: object::storage_prefix(info),
+                inner: RwLock::new(Inner {
+                    objects: BTreeMap::new(),
+                    rv: 0,
+                    history: VecDeque::new(),
+                    floor: 0,
+                }),
+                tx: broadcast::channel(FANOUT_QUEUE).0,
+            })
+            .collect();
+        let by_prefix = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.prefix.clone(), i))
+            .collect();
+        let (rv_tx, _) = watch::channel(0);
+        let cache = Arc::new(Cache {
+            resources,
+            by_prefix,
+            rv: AtomicI64::new(0),
+            rv_tx,
+            store,
+        });
+        let rv = cache.fill().await?;
+        let watcher = cache.clone();
+        tokio::spawn(async move { watcher.follow(rv).await });
+        Ok(cache)
+    }
+
+    /// Lists everything and replaces the cached state; returns the revision read at.
+    async fn fill(&self) -> Result<i64, tug_store::Error> {
+        let list = self
+            .store
+            .list("/registry/", ListOptions::default())
+            .await?;
+        let mut maps: Vec<BTreeMap<String, Arc<Cached>>> =
+            self.resources.iter().map(|_| BTreeMap::new()).collect();
+        for kv in list.items {
+            let Some((prefix, rest)) = key_prefix(&kv.key) else {
+                continue;
+            };
+            let Some(&i) = self.by_prefix.get(prefix) else {
+                continue;
+            };
+            match Cached::new(rest.to_owned(), kv.mod_revision, &kv.value) {
+                Ok(c) => {
+                    maps[i].insert(c.key.clone(), Arc::new(c));
+                }
+                Err(e) => tracing::error!(key = %kv.key, error = %e, "undecodable object"),
+            }
+        }
+        for (r, objects) in self.resources.iter().zip(maps) {
+            let mut inner = r.inner.write().unwrap_or_else(|e| e.into_inner());
+            inner.objects = objects;
+            inner.history.clear();
+            inner.floor = list.revision;
+            inner.rv = inner.rv.max(0);
+        }
+        self.publish(list.revision);
+        Ok(list.revision)
+    }
+
+    fn publish(&self, rv: i64) {
+        self.rv.fetch_max(rv, Ordering::AcqRel);
+        self.rv_tx.send_replace(self.rv.load(Ordering::Acquire));
+    }
+
+    /// Applies store events from `after` on, forever; refills after losing the stream.
+    async fn follow(self: Arc<Self>, mut after: i64) {
+        loop {
+            match self.store.watch("/registry/", after).await {
+                Ok(mut stream) => {
+                    while let Some(item) = stream.next().await {
+                        match item {
+                            Ok(event) => {
+                                let rv = event.revision();
+                                if let Some((prefix, rest)) = key_prefix(&event.kv.key) {
+                                    if let Some(&i) = self.by_prefix.get(prefix) {
+                                        self.resources[i].apply(
+                                            event.kind,
+                                            rest.to_owned(),
+                                            rv,
+                                            &event.kv.value,
+                                        );
+                                    }
+                                }
+                                after = rv;
+                                self.publish(rv);
+                            }
+                            Err(tug_store::Error::Closed) => return,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "the cache lost its store watch");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(tug_store::Error::Closed) => return,
+                Err(e) => tracing::warn!(error = %e, "the cache could not watch the store"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Whatever was missed: read the state again. Watchers see a gap as 410 and relist.
+            match self.fill().await {
+                Ok(rv) => after = rv,
+                Err(e) => tracing::warn!(error = %e, "the cache could not relist the store"),
+            }
+        }
+    }
+
+    /// The cache of one resource.
+    pub fn resource(&self, info: &ResourceInfo) -> Option<&ResourceCache> {
+        self.by_prefix
+            .get(&object::storage_prefix(info))
+            .map(|&i| &self.resources[i])
+    }
+
+    /// The revision of the last applied event.
+    pub fn revision(&self) -> &AtomicI64 {
+        &self.rv
+    }
+
+    /// Waits until the cache has applied revision `rv`; a 504 after [`FRESHNESS_WAIT`].
+    pub async fn wait_for(&self, rv: i64) -> Result<(), ApiError> {
+        let mut rx = self.rv_tx.subscribe();
+        let reached = tokio::time::timeout(FRESHNESS_WAIT, rx.wait_for(|&now| now >= rv)).await;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ApiError::from_store(
+                &tug_store::Error::FutureRevision {
+                    requested: rv,
+                    current: self.rv.load(Ordering::Acquire),
+                },
+                crate::status::Target {
+                    resource: "",
+                    group: "",
+                    name: "",
+                },
+            )),
+        }
+    }
+
+    /// Waits until the cache reflects every write acknowledged so far (a consistent read).
+    pub async fn wait_fresh(&self) -> Result<(), ApiError> {
+        let rv = self.store.current_revision().await.map_err(|e| {
+            ApiError::from_store(
+                &e,
+                crate::status::Target {
+                    resource: "",
+                    group: "",
+                    name: "",
+                },
+            )
+        })?;
+        self.wait_for(rv).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_split_into_prefix_and_object() {
+        assert_eq!(
+            key_prefix("/registry/core/pods/default/web"),
+            Some(("/registry/core/pods/", "default/web"))
+        );
+        assert_eq!(key_prefix("/registry/core"), None);
+    }
+}

@@ -1,0 +1,204 @@
+//! The Kubernetes REST API over the store: one generic implementation for every resource in
+//! the catalogue. A request's URL names the resource ([`path`]); reads are served from the
+//! watch cache ([`cache`], [`read`], [`watch`]); writes go through the kind's strategy
+//! (defaulting and validation from `tug_api::strategy`, plus the server-side rules in
+//! [`write`] and [`kinds`]) to the store.
+
+pub mod alloc;
+pub mod bootstrap;
+pub mod cache;
+pub mod kinds;
+pub mod object;
+pub mod patch;
+pub mod path;
+pub mod read;
+pub mod render;
+pub mod request;
+pub mod subresource;
+pub mod watch;
+pub mod write;
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use http::{HeaderMap, Method, Uri};
+use tug_store::Store;
+
+use crate::status::ApiError;
+use path::Target;
+use request::Query;
+
+/// Settings of the REST layer.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The range ClusterIPs come from (`--service-cidr`).
+    pub service_cidr: alloc::Cidr,
+    /// The NodePort range (`--service-node-port-range`).
+    pub node_ports: (u16, u16),
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            service_cidr: alloc::Cidr::default(),
+            node_ports: (30000, 32767),
+        }
+    }
+}
+
+/// The REST API's shared state.
+pub struct Registry {
+    /// The store everything lives in.
+    pub store: Arc<dyn Store>,
+    /// The watch cache.
+    pub cache: Arc<cache::Cache>,
+    /// ClusterIP and NodePort allocations.
+    pub alloc: Mutex<alloc::Allocator>,
+}
+
+impl Registry {
+    /// Fills the cache from the store and prepares the allocators from the services in it.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: Config,
+    ) -> Result<Arc<Self>, tug_store::Error> {
+        let cache = cache::Cache::start(store.clone()).await?;
+        let mut allocator = alloc::Allocator::new(config.service_cidr, config.node_ports);
+        if let Some(info) = tug_api::find("", "v1", "services") {
+            if let Some(services) = cache.resource(info) {
+                for svc in services.snapshot(None, cache.revision()).items {
+                    allocator.mark_used(&svc.value);
+                }
+            }
+        }
+        Ok(Arc::new(Registry {
+            store,
+            cache,
+            alloc: Mutex::new(allocator),
+        }))
+    }
+
+    /// The allocator, even if a panicking holder poisoned it.
+    pub fn allocator(&self) -> std::sync::MutexGuard<'_, alloc::Allocator> {
+        self.alloc.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Routes for every resource URL.
+pub fn routes(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/api/v1/{*rest}", any(core_handler))
+        .route("/apis/{group}/{version}/{*rest}", any(group_handler))
+        .with_state(registry)
+}
+
+async fn core_handler(
+    State(reg): State<Arc<Registry>>,
+    Path(rest): Path<String>,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let target = path::parse("", "v1", &rest, uri.path());
+    handle(reg, target, method, query, headers, body).await
+}
+
+async fn group_handler(
+    State(reg): State<Arc<Registry>>,
+    Path((group, version, rest)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let target = path::parse(&group, &version, &rest, uri.path());
+    handle(reg, target, method, query, headers, body).await
+}
+
+async fn handle(
+    reg: Arc<Registry>,
+    target: Result<Target, ApiError>,
+    method: Method,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let target = target?;
+        let query = Query::parse(query.as_deref());
+        let body = axum::body::to_bytes(body, request::MAX_BODY_BYTES + 1)
+            .await
+            .map_err(|_| ApiError::too_large())?;
+        request::check_size(body.len())?;
+        dispatch(&reg, target, method, query, headers, body).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn dispatch(
+    reg: &Arc<Registry>,
+    t: Target,
+    method: Method,
+    q: Query,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    if let Some(sub) = t.sub.clone() {
+        return subresource::handle(reg, &t, &sub, method, &q, &headers, &body).await;
+    }
+    let verbs = t.info.verbs;
+    let allowed = |verb: &str| {
+        if verbs.contains(&verb) {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed())
+        }
+    };
+    match (method, t.name.is_some()) {
+        (Method::GET, false) if q.flag("watch") => {
+            allowed("watch")?;
+            watch::serve(reg, &t, &q, &headers).await
+        }
+        (Method::GET, true) if q.flag("watch") => {
+            allowed("watch")?;
+            watch::serve(reg, &t, &q, &headers).await
+        }
+        (Method::GET, false) => {
+            allowed("list")?;
+            read::list(reg, &t, &q, &headers).await
+        }
+        (Method::GET, true) => {
+            allowed("get")?;
+            read::get(reg, &t, &q, &headers).await
+        }
+        (Method::POST, false) => {
+            allowed("create")?;
+            write::create(reg, &t, &q, &headers, &body).await
+        }
+        (Method::PUT, true) => {
+            allowed("update")?;
+            write::replace(reg, &t, &q, &headers, &body).await
+        }
+        (Method::PATCH, true) => {
+            allowed("patch")?;
+            write::patch(reg, &t, &q, &headers, &body).await
+        }
+        (Method::DELETE, true) => {
+            allowed("delete")?;
+            write::delete(reg, &t, &q, &headers, &body).await
+        }
+        (Method::DELETE, false) => {
+            allowed("deletecollection")?;
+            write::delete_collection(reg, &t, &q, &headers, &body).await
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}

@@ -1,0 +1,112 @@
+//! Resource URLs: `/api/v1/...` and `/apis/<group>/<version>/...` read into the resource,
+//! namespace, name and subresource they address.
+
+use tug_api::ResourceInfo;
+
+use crate::status::ApiError;
+
+/// What a URL addresses.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The resource.
+    pub info: &'static ResourceInfo,
+    /// The namespace (namespaced resources; `None` = all namespaces).
+    pub namespace: Option<String>,
+    /// The object's name (`None` = the collection).
+    pub name: Option<String>,
+    /// The subresource (`status`, `scale`…).
+    pub sub: Option<String>,
+}
+
+impl Target {
+    /// The name, or "" for a collection.
+    pub fn name_str(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+
+    /// For error messages.
+    pub fn status_target(&self) -> crate::status::Target<'_> {
+        crate::status::Target {
+            resource: self.info.plural,
+            group: self.info.group,
+            name: self.name_str(),
+        }
+    }
+}
+
+/// Reads the part of a URL after the group-version into a [`Target`]; 404 if nothing is
+/// served there.
+pub fn parse(group: &str, version: &str, rest: &str, full: &str) -> Result<Target, ApiError> {
+    let not_found = || ApiError::not_found_path(full);
+    let segs: Vec<&str> = rest
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        return Err(not_found());
+    }
+    let namespaced_form = segs.len() >= 3
+        && segs[0] == "namespaces"
+        && tug_api::find(group, version, segs[2]).is_some_and(|r| r.namespaced);
+    let (namespace, rest) = if namespaced_form {
+        (Some(segs[1].to_owned()), &segs[2..])
+    } else {
+        (None, &segs[..])
+    };
+    if rest.len() > 3 {
+        return Err(not_found());
+    }
+    let info = tug_api::find(group, version, rest[0]).ok_or_else(not_found)?;
+    let name = rest.get(1).map(|s| (*s).to_owned());
+    let sub = rest.get(2).map(|s| (*s).to_owned());
+    if info.namespaced && namespace.is_none() && name.is_some() {
+        return Err(not_found());
+    }
+    if let Some(s) = &sub {
+        if !info.has_subresource(s) && !(info.plural == "namespaces" && s == "finalize") {
+            return Err(not_found());
+        }
+    }
+    Ok(Target {
+        info,
+        namespace,
+        name,
+        sub,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_resolve_to_targets() {
+        let t = parse("", "v1", "namespaces/default/pods/web/status", "").unwrap();
+        assert_eq!(t.info.plural, "pods");
+        assert_eq!(t.namespace.as_deref(), Some("default"));
+        assert_eq!(t.name.as_deref(), Some("web"));
+        assert_eq!(t.sub.as_deref(), Some("status"));
+
+        let t = parse("", "v1", "namespaces/default/status", "").unwrap();
+        assert_eq!(t.info.plural, "namespaces");
+        assert_eq!(t.name.as_deref(), Some("default"));
+        assert_eq!(t.sub.as_deref(), Some("status"));
+
+        let t = parse("", "v1", "pods", "").unwrap();
+        assert!(t.namespace.is_none() && t.name.is_none());
+        let t = parse("apps", "v1", "namespaces/a/deployments/", "").unwrap();
+        assert_eq!(t.info.kind, "Deployment");
+
+        for bad in [
+            "pods/web",
+            "namespaces/a/pods/web/nosuch",
+            "nosuch",
+            "namespaces/a/nodes",
+            "namespaces/a/pods/b/c/d",
+            "namespaces//pods",
+        ] {
+            assert!(parse("", "v1", bad, "").is_err(), "{bad}");
+        }
+    }
+}

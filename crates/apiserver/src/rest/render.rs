@@ -1,0 +1,202 @@
+//! Response bodies: objects and lists as JSON (lists are the cached bytes of their items
+//! joined, never re-encoded), `Table`s for `kubectl get` (upstream's columns per kind, with
+//! `includeObject`), and `PartialObjectMetadata`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{header, HeaderValue, StatusCode};
+use serde_json::{json, Value};
+use tug_api::ResourceInfo;
+
+use super::request::{Form, Query};
+use crate::status::ApiError;
+
+/// A JSON response.
+pub fn json_response(code: StatusCode, body: Bytes) -> Response {
+    let mut res = (code, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// A JSON response of a value.
+pub fn value_response(code: StatusCode, value: &Value) -> Response {
+    json_response(
+        code,
+        Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+    )
+}
+
+/// What a Table row carries besides its cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Include {
+    /// Nothing.
+    None,
+    /// `PartialObjectMetadata` (the default).
+    Metadata,
+    /// The whole object.
+    Object,
+}
+
+impl Include {
+    /// From `includeObject=`.
+    pub fn from_query(q: &Query) -> Result<Self, ApiError> {
+        match q.get("includeObject") {
+            None | Some("" | "Metadata") => Ok(Include::Metadata),
+            Some("None") => Ok(Include::None),
+            Some("Object") => Ok(Include::Object),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "includeObject: Unsupported value: {other:?}: supported values: \"None\", \
+                 \"Metadata\", \"Object\""
+            ))),
+        }
+    }
+}
+
+/// Seconds since the epoch, for ages.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// `PartialObjectMetadata` of an object.
+pub fn partial_metadata(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+/// A Table of `items`. `columns` false leaves out the column definitions (watch events
+/// after the first).
+pub fn table(
+    info: &ResourceInfo,
+    version: &str,
+    items: &[&Value],
+    include: Include,
+    list_meta: Value,
+    columns: bool,
+) -> Value {
+    let printer = tug_api::printers::printer(info.group, info.plural);
+    let now = now_unix();
+    let defs: Vec<Value> = if columns {
+        printer
+            .columns
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name,
+                    "type": c.type_,
+                    "format": c.format,
+                    "description": c.description,
+                    "priority": c.priority,
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|obj| {
+            let mut row = json!({ "cells": (printer.cells)(obj, now) });
+            match include {
+                Include::None => {}
+                Include::Metadata => row["object"] = partial_metadata(obj),
+                Include::Object => row["object"] = (*obj).clone(),
+            }
+            row
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": format!("meta.k8s.io/{version}"),
+        "metadata": list_meta,
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}
+
+/// List metadata: resourceVersion and, when more remain, continue.
+pub fn list_meta(rv: i64, cont: Option<&str>) -> Value {
+    let mut m = json!({ "resourceVersion": rv.to_string() });
+    if let Some(c) = cont {
+        m["continue"] = c.into();
+    }
+    m
+}
+
+/// A list body from already-encoded items, in the form asked for.
+pub fn list_body(
+    info: &ResourceInfo,
+    form: Form,
+    include: Include,
+    items: &[(&Bytes, &Value)],
+    meta: Value,
+) -> Bytes {
+    match form {
+        Form::Json => {
+            let size: usize = items.iter().map(|(b, _)| b.len() + 1).sum();
+            let mut out = BytesMut::with_capacity(size + 128);
+            out.put_slice(b"{\"kind\":\"");
+            out.put_slice(info.kind.as_bytes());
+            out.put_slice(b"List\",\"apiVersion\":\"");
+            out.put_slice(info.group_version().as_bytes());
+            out.put_slice(b"\",\"metadata\":");
+            out.put_slice(&serde_json::to_vec(&meta).unwrap_or_default());
+            out.put_slice(b",\"items\":[");
+            for (i, (bytes, _)) in items.iter().enumerate() {
+                if i > 0 {
+                    out.put_u8(b',');
+                }
+                out.put_slice(bytes);
+            }
+            out.put_slice(b"]}");
+            out.freeze()
+        }
+        Form::Table(version) => {
+            let values: Vec<&Value> = items.iter().map(|(_, v)| *v).collect();
+            let t = table(info, version, &values, include, meta, true);
+            Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
+        }
+        Form::Metadata => {
+            let list = json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+                "items": items.iter().map(|(_, v)| partial_metadata(v)).collect::<Vec<_>>(),
+            });
+            Bytes::from(serde_json::to_vec(&list).unwrap_or_default())
+        }
+    }
+}
+
+/// One object in the form asked for.
+pub fn object_body(
+    info: &ResourceInfo,
+    form: Form,
+    include: Include,
+    bytes: Option<&Bytes>,
+    obj: &Value,
+) -> Bytes {
+    match form {
+        Form::Json => match bytes {
+            Some(b) => b.clone(),
+            None => Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
+        },
+        Form::Table(version) => {
+            let meta = json!({ "resourceVersion": obj["metadata"]["resourceVersion"].clone() });
+            let t = table(info, version, &[obj], include, meta, true);
+            Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
+        }
+        Form::Metadata => {
+            Bytes::from(serde_json::to_vec(&partial_metadata(obj)).unwrap_or_default())
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Subresources: `status` (GET/PUT/PATCH of the status alone), `scale` (an autoscaling/v1
+//! Scale over spec.replicas), `pods/binding` (the scheduler's write), `pods/eviction`
+//! (a delete that disruption budgets will guard), and `namespaces/finalize`. Streaming
+//! subresources (log, exec, attach, portforward) answer once the node agent serves them.
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{json, Value};
+use tug_api::strategy::{ErrorType, FieldError};
+
+use super::object;
+use super::path::Target;
+use super::read;
+use super::render;
+use super::request::{self, BodyType, Query};
+use super::write::{self, Part};
+use super::Registry;
+use crate::status::ApiError;
+
+/// Serves `t.sub` of `t`.
+pub async fn handle(
+    reg: &Arc<Registry>,
+    t: &Target,
+    sub: &str,
+    method: Method,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let verbs = t
+        .info
+        .subresources
+        .iter()
+        .find(|s| s.name == sub)
+        .map_or(&["update"][..], |s| s.verbs);
+    let verb = match method {
+        Method::GET => "get",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::POST => "create",
+        _ => "",
+    };
+    if !verbs.contains(&verb) {
+        return Err(ApiError::method_not_allowed());
+    }
+    match (sub, method) {
+        ("status", Method::GET) => read::get(reg, t, q, headers).await,
+        ("status", Method::PUT) => {
+            write::replace_part(reg, t, q, headers, body, Part::Status).await
+        }
+        ("status", Method::PATCH) => {
+            write::patch_part(reg, t, q, headers, body, Part::Status).await
+        }
+        ("scale", Method::GET) => {
+            let obj = current(reg, t).await?;
+            Ok(render::value_response(StatusCode::OK, &scale_of(t, &obj)))
+        }
+        ("scale", Method::PUT) => {
+            request::object_body_type(headers)?;
+            let sent = request::parse_json(body)?;
+            set_scale(reg, t, q, move |_| Ok(sent.clone())).await
+        }
+        ("scale", Method::PATCH) => {
+            let kind = request::patch_body_type(headers)?;
+            let doc = request::parse_json(body)?;
+            set_scale(reg, t, q, move |scale| {
+                let mut s = scale.clone();
+                match kind {
+                    BodyType::MergePatch => super::patch::merge_patch(&mut s, &doc),
+                    BodyType::JsonPatch => super::patch::json_patch(&mut s, &doc)
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                    _ => {
+                        return Err(ApiError {
+                            code: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            reason: "UnsupportedMediaType",
+                            message: "the scale subresource takes merge and JSON patches"
+                                .to_owned(),
+                            details: None,
+                        })
+                    }
+                }
+                Ok(s)
+            })
+            .await
+        }
+        ("binding", Method::POST) => bind(reg, t, q, body).await,
+        ("eviction", Method::POST) => evict(reg, t, q, body).await,
+        ("finalize", Method::PUT) => finalize(reg, t, q, body).await,
+        _ => {
+            current(reg, t).await?;
+            Err(ApiError::bad_request(format!(
+                "{}/{sub} is served by the node agent, which this server does not run yet",
+                t.info.plural
+            )))
+        }
+    }
+}
+
+async fn current(reg: &Registry, t: &Target) -> Result<Value, ApiError> {
+    reg.cache.wait_fresh().await?;
+    let key = object::relative_key(t.namespace.as_deref(), t.name_str());
+    reg.cache
+        .resource(t.info)
+        .and_then(|c| c.get(&key))
+        .map(|c| c.value.clone())
+        .ok_or_else(|| ApiError::not_found(t.status_target()))
+}
+
+/// A label selector in upstream's text form (`metav1.FormatLabelSelector`).
+fn selector_text(sel: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in m {
+            parts.push(format!("{k}={}", v.as_str().unwrap_or("")));
+        }
+    }
+    if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
+        for e in exprs {
+            let key = e["key"].as_str().unwrap_or("");
+            let values: Vec<&str> = e["values"]
+                .as_array()
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            parts.push(match e["operator"].as_str().unwrap_or("") {
+                "In" => format!("{key} in ({})", values.join(",")),
+                "NotIn" => format!("{key} notin ({})", values.join(",")),
+                "Exists" => key.to_owned(),
+                "DoesNotExist" => format!("!{key}"),
+                _ => continue,
+            });
+        }
+    }
+    // A plain map (ReplicationController selectors).
+    if parts.is_empty() {
+        if let Some(m) = sel.as_object() {
+            for (k, v) in m {
+                if let Some(v) = v.as_str() {
+                    parts.push(format!("{k}={v}"));
+                }
+            }
+        }
+    }
+    parts.join(",")
+}
+
+/// The Scale of a workload.
+fn scale_of(t: &Target, obj: &Value) -> Value {
+    let meta = &obj["metadata"];
+    let mut m = json!({});
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = meta.get(f) {
+            m[f] = v.clone();
+        }
+    }
+    let _ = t;
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": m,
+        "spec": { "replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0) },
+        "status": {
+            "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0),
+            "selector": selector_text(&obj["spec"]["selector"]),
+        },
+    })
+}
+
+/// Writes a new replica count from a Scale computed from the current one.
+async fn set_scale(
+    reg: &Arc<Registry>,
+    t: &Target,
+    q: &Query,
+    new_scale: impl Fn(&Value) -> Result<Value, ApiError>,
+) -> Result<Response, ApiError> {
+    let dry_run = q.dry_run()?;
+    let updated = write::update_with(reg, t, Part::Main, dry_run, |old| {
+        let current = scale_of(t, old);
+        let scale = new_scale(&current)?;
+        if scale["kind"].as_str().is_some_and(|k| k != "Scale") {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({}) does not match the expected kind (Scale)",
+                scale["kind"].as_str().unwrap_or("")
+            )));
+        }
+        let replicas = scale["spec"]["replicas"].as_i64().unwrap_or(0);
+        if replicas < 0 {
+            let err = FieldError {
+                kind: ErrorType::Invalid,
+                field: "spec.replicas".into(),
+                bad_value: Some(json!(replicas)),
+                detail: "must be greater than or equal to 0".into(),
+            };
+            return Err(ApiError::invalid(
+                "Scale",
+                "autoscaling",
+                t.name_str(),
+                &[err],
+            ));
+        }
+        let expected = write::precondition(&scale)?;
+        let expected = expected.filter(|rv| Some(*rv) != write::precondition(old).ok().flatten());
+        let mut new = old.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        Ok((new, expected))
+    })
+    .await?;
+    Ok(render::value_response(
+        StatusCode::OK,
+        &scale_of(t, &updated.obj),
+    ))
+}
+
+fn success() -> Value {
+    json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 })
+}
+
+/// pods/binding: assigns a pod to a node, once.
+async fn bind(
+    reg: &Arc<Registry>,
+    t: &Target,
+    q: &Query,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let dry_run = q.dry_run()?;
+    let binding = request::parse_json(body)?;
+    let node = binding["target"]["name"].as_str().unwrap_or("").to_owned();
+    if node.is_empty() {
+        let err = FieldError {
+            kind: ErrorType::Required,
+            field: "target.name".into(),
+            bad_value: None,
+            detail: String::new(),
+        };
+        return Err(ApiError::invalid("Binding", "", t.name_str(), &[err]));
+    }
+    let name = t.name_str().to_owned();
+    let key = format!(
+        "{}{}",
+        object::storage_prefix(t.info),
+        object::relative_key(t.namespace.as_deref(), &name)
+    );
+    loop {
+        let kv = reg
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::from_store(&e, t.status_target()))?
+            .ok_or_else(|| ApiError::not_found(t.status_target()))?;
+        let mut pod = object::decode_stored(&kv.value, kv.mod_revision)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+            return Err(ApiError::conflict(
+                t.status_target(),
+                format!("pod {name} is already assigned to node {existing:?}"),
+            ));
+        }
+        if object::is_deleting(&pod) {
+            return Err(ApiError::conflict(
+                t.status_target(),
+                format!("pod {name} is being deleted, cannot be assigned to a host"),
+            ));
+        }
+        pod["spec"]["nodeName"] = json!(node);
+        let now = tug_api::meta::timestamp(render::now_unix());
+        let condition = json!({
+            "type": "PodScheduled", "status": "True", "lastProbeTime": null,
+            "lastTransitionTime": now,
+        });
+        let conditions = pod["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut conditions: Vec<Value> = conditions
+            .into_iter()
+            .filter(|c| c["type"] != "PodScheduled")
+            .collect();
+        conditions.push(condition);
+        pod["status"]["conditions"] = json!(conditions);
+        if dry_run {
+            break;
+        }
+        match reg
+            .store
+            .update(&key, object::encode_for_store(&pod), kv.mod_revision)
+            .await
+        {
+            Ok(_) => break,
+            Err(tug_store::Error::Conflict { .. }) => continue,
+            Err(e) => return Err(ApiError::from_store(&e, t.status_target())),
+        }
+    }
+    Ok(render::value_response(StatusCode::CREATED, &success()))
+}
+
+/// pods/eviction: deletes the pod with the eviction's options.
+async fn evict(
+    reg: &Arc<Registry>,
+    t: &Target,
+    q: &Query,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let eviction = request::parse_json(body)?;
+    if let Some(kind) = eviction["kind"].as_str() {
+        if kind != "Eviction" {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind (Eviction)"
+            )));
+        }
+    }
+    let opts_body = Bytes::from(
+        serde_json::to_vec(&eviction.get("deleteOptions").cloned().unwrap_or(json!({})))
+            .unwrap_or_default(),
+    );
+    let opts = write::delete_options(q, &opts_body)?;
+    write::delete_one(reg, t, &opts).await?;
+    Ok(render::value_response(StatusCode::CREATED, &success()))
+}
+
+/// namespaces/finalize: replaces the namespace's spec.finalizers.
+async fn finalize(
+    reg: &Arc<Registry>,
+    t: &Target,
+    q: &Query,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let dry_run = q.dry_run()?;
+    let sent = request::parse_json(body)?;
+    let finalizers = sent["spec"]["finalizers"].clone();
+    let updated = write::update_with(reg, t, Part::Main, dry_run, |old| {
+        let mut new = old.clone();
+        if finalizers.is_null() {
+            if let Some(spec) = new["spec"].as_object_mut() {
+                spec.remove("finalizers");
+            }
+        } else {
+            new["spec"]["finalizers"] = finalizers.clone();
+        }
+        Ok((new, None))
+    })
+    .await?;
+    Ok(render::value_response(StatusCode::OK, &updated.obj))
+}

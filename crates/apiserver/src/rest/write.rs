@@ -1,0 +1,744 @@
+//! Writes: create, replace, patch, delete and deletecollection, all through the same steps
+//! as upstream — decode and check the body against the kind's type, server-set metadata,
+//! defaulting, validation (422 with causes), namespace lifecycle, then a compare-and-swap
+//! write that retries on conflict unless the client named a resourceVersion. `dryRun=All`
+//! runs every step but the write.
+
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{json, Value};
+
+use super::kinds::{self, Deletion};
+use super::object;
+use super::patch;
+use super::path::Target;
+use super::read::Selectors;
+use super::render;
+use super::request::{self, BodyType, Query};
+use super::Registry;
+use crate::status::ApiError;
+
+/// How many times a write retries after losing a compare-and-swap race.
+const RETRIES: usize = 16;
+
+/// A decoded body and the warnings it earned.
+pub struct Decoded {
+    /// The object, normalized by its type.
+    pub obj: Value,
+    /// `Warning` header values.
+    pub warnings: Vec<String>,
+}
+
+/// Decodes an object body for `t`: JSON, the right apiVersion and kind (filled in when
+/// absent), the kind's schema, and unknown fields per `fieldValidation`.
+pub fn decode_object(
+    t: &Target,
+    q: &Query,
+    sent: Value,
+    kind: &str,
+    api_version: &str,
+) -> Result<Decoded, ApiError> {
+    let Value::Object(mut map) = sent else {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object".to_owned(),
+        ));
+    };
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), api_version.into());
+        }
+        Some(v) if v == api_version => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )))
+        }
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), kind.into());
+        }
+        Some(k) if k == kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({kind}) of {}",
+                t.info.plural
+            )))
+        }
+    }
+    let sent = Value::Object(map);
+    let normalize = if kind == t.info.kind {
+        t.info.normalize
+    } else {
+        // Subresource kinds (Scale, Binding, Eviction) are checked by their handlers.
+        return Ok(Decoded {
+            obj: sent,
+            warnings: Vec::new(),
+        });
+    };
+    let obj = normalize(sent.clone()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{kind} in version {:?} cannot be handled as a {kind}: {e}",
+            t.info.version
+        ))
+    })?;
+    let dropped = object::dropped_fields(&sent, &obj);
+    let mut warnings = Vec::new();
+    if !dropped.is_empty() {
+        let texts: Vec<String> = dropped
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect();
+        match q.get("fieldValidation") {
+            Some("Strict") => {
+                return Err(ApiError::bad_request(format!(
+                    "strict decoding error: {}",
+                    texts.join(", ")
+                )))
+            }
+            Some("Ignore") => {}
+            _ => warnings = texts,
+        }
+    }
+    Ok(Decoded { obj, warnings })
+}
+
+fn with_warnings(mut res: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            res.headers_mut().append("warning", v);
+        }
+    }
+    res
+}
+
+fn invalid(t: &Target, name: &str, errors: &[tug_api::strategy::FieldError]) -> ApiError {
+    ApiError::invalid(t.info.kind, t.info.group, name, errors)
+}
+
+/// Checks that the namespace of a namespaced write exists and is not terminating.
+pub async fn check_namespace(reg: &Registry, t: &Target, name: &str) -> Result<(), ApiError> {
+    let Some(ns) = t.namespace.as_deref().filter(|_| t.info.namespaced) else {
+        return Ok(());
+    };
+    let Some(info) = tug_api::find("", "v1", "namespaces") else {
+        return Ok(());
+    };
+    let Some(cache) = reg.cache.resource(info) else {
+        return Ok(());
+    };
+    let mut found = cache.get(ns);
+    if found.is_none() {
+        reg.cache.wait_fresh().await?;
+        found = cache.get(ns);
+    }
+    let Some(namespace) = found else {
+        return Err(ApiError::not_found(crate::status::Target {
+            resource: "namespaces",
+            group: "",
+            name: ns,
+        }));
+    };
+    if object::is_deleting(&namespace.value) {
+        return Err(ApiError::forbidden(
+            t.status_target(),
+            format!(
+                "{} {name:?} is forbidden: unable to create new content in namespace {ns} \
+                 because it is being terminated",
+                t.info.plural
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn store_err(t: &Target, e: &tug_store::Error) -> ApiError {
+    ApiError::from_store(e, t.status_target())
+}
+
+fn key_of(t: &Target, name: &str) -> String {
+    format!(
+        "{}{}",
+        object::storage_prefix(t.info),
+        object::relative_key(t.namespace.as_deref(), name)
+    )
+}
+
+/// POST: creates an object.
+pub async fn create(
+    reg: &Arc<Registry>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    if t.info.namespaced && t.namespace.is_none() {
+        return Err(ApiError::method_not_allowed());
+    }
+    request::object_body_type(headers)?;
+    let dry_run = q.dry_run()?;
+    let sent = request::parse_json(body)?;
+    let Decoded { mut obj, warnings } =
+        decode_object(t, q, sent, t.info.kind, &t.info.group_version())?;
+    if let (Some(url_ns), Some(obj_ns)) = (t.namespace.as_deref(), object::namespace(&obj)) {
+        if url_ns != obj_ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on \
+                 the request"
+                    .to_owned(),
+            ));
+        }
+    }
+    if object::meta_str(&obj, "resourceVersion").is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::bad_request(
+            "resourceVersion should not be set on objects to be created".to_owned(),
+        ));
+    }
+    if let Some(ns) = &t.namespace {
+        object::set_meta(&mut obj, "namespace", ns.clone());
+    } else {
+        object::remove_meta(&mut obj, "namespace");
+    }
+    if object::name(&obj).is_empty() {
+        if let Some(prefix) = object::meta_str(&obj, "generateName").map(str::to_owned) {
+            object::set_meta(&mut obj, "name", tug_api::meta::generate_name(&prefix));
+        }
+    }
+    let name = object::name(&obj).to_owned();
+    if name.is_empty() {
+        let err = tug_api::strategy::FieldError {
+            kind: tug_api::strategy::ErrorType::Required,
+            field: "metadata.name".into(),
+            bad_value: None,
+            detail: "name or generateName is required".into(),
+        };
+        return Err(invalid(t, "", &[err]));
+    }
+    check_namespace(reg, t, &name).await?;
+    for f in [
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
+        object::remove_meta(&mut obj, f);
+    }
+    object::set_meta(&mut obj, "uid", tug_api::meta::new_uid());
+    object::set_meta(
+        &mut obj,
+        "creationTimestamp",
+        tug_api::meta::timestamp(render::now_unix()),
+    );
+    kinds::prepare_create(t.info, &mut obj);
+    tug_api::strategy::default_object(t.info.group, t.info.plural, &mut obj);
+    let errors = tug_api::strategy::validate(t.info.group, t.info.plural, &obj, None);
+    if !errors.is_empty() {
+        return Err(invalid(t, &name, &errors));
+    }
+    let taken = {
+        let mut alloc = reg.allocator();
+        kinds::allocate(t.info, &mut alloc, &mut obj, None).map_err(|e| invalid(t, &name, &e))?
+    };
+    if dry_run {
+        taken.undo(&mut reg.allocator());
+        let res = render::value_response(StatusCode::CREATED, &obj);
+        return Ok(with_warnings(res, &warnings));
+    }
+    let key = key_of(t, &name);
+    match reg.store.create(&key, object::encode_for_store(&obj)).await {
+        Ok(kv) => {
+            object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
+            let res = render::value_response(StatusCode::CREATED, &obj);
+            Ok(with_warnings(res, &warnings))
+        }
+        Err(e) => {
+            taken.undo(&mut reg.allocator());
+            Err(store_err(t, &e))
+        }
+    }
+}
+
+/// Which part of an object a write may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Everything but a separate status.
+    Main,
+    /// Only the status.
+    Status,
+}
+
+/// The outcome of [`update_with`].
+pub struct Updated {
+    /// The object as stored (or as it would be, for a dry run).
+    pub obj: Value,
+    /// Whether it was deleted (the last finalizer went away).
+    pub deleted: bool,
+}
+
+/// Reads the object, computes its new state with `change` (which may also name the
+/// resourceVersion the client expects), applies the server's rules and writes it with
+/// compare-and-swap, retrying when another writer won and the client named no version.
+pub async fn update_with(
+    reg: &Registry,
+    t: &Target,
+    part: Part,
+    dry_run: bool,
+    change: impl Fn(&Value) -> Result<(Value, Option<i64>), ApiError>,
+) -> Result<Updated, ApiError> {
+    let name = t.name_str().to_owned();
+    let key = key_of(t, &name);
+    for _ in 0..RETRIES {
+        let kv = reg
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| store_err(t, &e))?
+            .ok_or_else(|| ApiError::not_found(t.status_target()))?;
+        let old = object::decode_stored(&kv.value, kv.mod_revision)
+            .map_err(|e| ApiError::internal(format!("undecodable object {key}: {e}")))?;
+        let (sent, expected) = change(&old)?;
+        if let Some(rv) = expected {
+            if rv != kv.mod_revision {
+                return Err(store_err(
+                    t,
+                    &tug_store::Error::Conflict {
+                        key: key.clone(),
+                        expected: rv,
+                        actual: kv.mod_revision,
+                    },
+                ));
+            }
+        }
+        let mut new = match part {
+            Part::Main => sent,
+            Part::Status => kinds::apply_status(&old, &sent),
+        };
+        let sent_name = object::name(&new);
+        if !sent_name.is_empty() && sent_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({sent_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if let (Some(a), Some(b)) = (object::namespace(&new), t.namespace.as_deref()) {
+            if a != b {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent \
+                     on the request"
+                        .to_owned(),
+                ));
+            }
+        }
+        new["apiVersion"] = json!(t.info.group_version());
+        new["kind"] = json!(t.info.kind);
+        for f in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
+            match old["metadata"].get(f) {
+                Some(v) => object::set_meta(&mut new, f, v.clone()),
+                None => {
+                    object::remove_meta(&mut new, f);
+                }
+            }
+        }
+        if part == Part::Main {
+            kinds::prepare_update(t.info, &mut new, &old);
+        }
+        tug_api::strategy::default_object(t.info.group, t.info.plural, &mut new);
+        let taken = {
+            let mut alloc = reg.allocator();
+            kinds::allocate(t.info, &mut alloc, &mut new, Some(&old))
+                .map_err(|e| invalid(t, &name, &e))?
+        };
+        let errors = tug_api::strategy::validate(t.info.group, t.info.plural, &new, Some(&old));
+        if !errors.is_empty() {
+            taken.undo(&mut reg.allocator());
+            return Err(invalid(t, &name, &errors));
+        }
+        object::set_meta(&mut new, "resourceVersion", kv.mod_revision.to_string());
+        if new == old {
+            return Ok(Updated {
+                obj: old,
+                deleted: false,
+            });
+        }
+        if dry_run {
+            taken.undo(&mut reg.allocator());
+            return Ok(Updated {
+                obj: new,
+                deleted: false,
+            });
+        }
+        if kinds::ready_to_remove(t.info, &new) {
+            return match reg.store.delete(&key, Some(kv.mod_revision)).await {
+                Ok(kv) => {
+                    kinds::release_all(t.info, &mut reg.allocator(), &old);
+                    object::set_meta(&mut new, "resourceVersion", kv.mod_revision.to_string());
+                    Ok(Updated {
+                        obj: new,
+                        deleted: true,
+                    })
+                }
+                Err(tug_store::Error::Conflict { .. }) if expected.is_none() => continue,
+                Err(e) => Err(store_err(t, &e)),
+            };
+        }
+        match reg
+            .store
+            .update(&key, object::encode_for_store(&new), kv.mod_revision)
+            .await
+        {
+            Ok(written) => {
+                kinds::release_unused(t.info, &mut reg.allocator(), &new, &old);
+                object::set_meta(
+                    &mut new,
+                    "resourceVersion",
+                    written.mod_revision.to_string(),
+                );
+                return Ok(Updated {
+                    obj: new,
+                    deleted: false,
+                });
+            }
+            Err(tug_store::Error::Conflict { .. }) if expected.is_none() => {
+                taken.undo(&mut reg.allocator());
+            }
+            Err(e) => {
+                taken.undo(&mut reg.allocator());
+                return Err(store_err(t, &e));
+            }
+        }
+    }
+    Err(ApiError::conflict(
+        t.status_target(),
+        "the object kept changing; please try again".to_owned(),
+    ))
+}
+
+/// The resourceVersion a body names, if any (a precondition).
+pub fn precondition(obj: &Value) -> Result<Option<i64>, ApiError> {
+    match object::meta_str(obj, "resourceVersion") {
+        None | Some("") => Ok(None),
+        Some(s) => super::read::parse_rv(s).map(Some),
+    }
+}
+
+/// PUT: replaces an object (or, with `part`, its status).
+pub async fn replace_part(
+    reg: &Arc<Registry>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+    part: Part,
+) -> Result<Response, ApiError> {
+    request::object_body_type(headers)?;
+    let dry_run = q.dry_run()?;
+    let sent = request::parse_json(body)?;
+    let Decoded { obj, warnings } =
+        decode_object(t, q, sent, t.info.kind, &t.info.group_version())?;
+    let expected = precondition(&obj)?;
+    let updated = update_with(reg, t, part, dry_run, |_| Ok((obj.clone(), expected))).await?;
+    let res = render::value_response(StatusCode::OK, &updated.obj);
+    Ok(with_warnings(res, &warnings))
+}
+
+/// PUT on an object.
+pub async fn replace(
+    reg: &Arc<Registry>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    replace_part(reg, t, q, headers, body, Part::Main).await
+}
+
+/// Applies a JSON or merge patch to `old`; the result must still decode as the kind.
+pub fn apply_patch(
+    t: &Target,
+    q: &Query,
+    kind: BodyType,
+    patch_doc: &Value,
+    old: &Value,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let mut doc = old.clone();
+    match kind {
+        BodyType::MergePatch => patch::merge_patch(&mut doc, patch_doc),
+        BodyType::JsonPatch => patch::json_patch(&mut doc, patch_doc).map_err(|e| match e {
+            patch::PatchError::Malformed(m) => ApiError::bad_request(m),
+            patch::PatchError::Failed(m) => ApiError {
+                code: StatusCode::UNPROCESSABLE_ENTITY,
+                reason: "Invalid",
+                message: m,
+                details: None,
+            },
+        })?,
+        BodyType::StrategicMergePatch | BodyType::ApplyPatch | BodyType::Json => {
+            return Err(ApiError {
+                code: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                reason: "UnsupportedMediaType",
+                message: "strategic merge and apply patches are not supported yet; use \
+                          application/merge-patch+json or application/json-patch+json"
+                    .to_owned(),
+                details: None,
+            })
+        }
+    }
+    let decoded = decode_object(t, q, doc, t.info.kind, &t.info.group_version())?;
+    Ok((decoded.obj, decoded.warnings))
+}
+
+/// PATCH an object (or, with `part`, its status).
+pub async fn patch_part(
+    reg: &Arc<Registry>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+    part: Part,
+) -> Result<Response, ApiError> {
+    let kind = request::patch_body_type(headers)?;
+    let dry_run = q.dry_run()?;
+    let doc = request::parse_json(body)?;
+    let warnings = std::sync::Mutex::new(Vec::new());
+    let updated = update_with(reg, t, part, dry_run, |old| {
+        let (new, w) = apply_patch(t, q, kind, &doc, old)?;
+        *warnings.lock().unwrap_or_else(|e| e.into_inner()) = w;
+        // A patch that sets a resourceVersion makes it a precondition.
+        let expected = match (precondition(&new)?, precondition(old)?) {
+            (Some(n), Some(o)) if n != o => Some(n),
+            _ => None,
+        };
+        Ok((new, expected))
+    })
+    .await?;
+    let res = render::value_response(StatusCode::OK, &updated.obj);
+    let warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(with_warnings(res, &warnings))
+}
+
+/// PATCH on an object.
+pub async fn patch(
+    reg: &Arc<Registry>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    patch_part(reg, t, q, headers, body, Part::Main).await
+}
+
+/// DeleteOptions from the body and the query (the query wins, as upstream merges them).
+#[derive(Debug, Default)]
+pub struct DeleteOptions {
+    /// `gracePeriodSeconds`.
+    pub grace: Option<i64>,
+    /// `preconditions.uid`.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub rv: Option<i64>,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+/// Reads DeleteOptions from a DELETE request.
+pub fn delete_options(q: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
+    let mut opts = DeleteOptions::default();
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v = request::parse_json(body)?;
+        if !v.is_object() {
+            return Err(ApiError::bad_request(
+                "DeleteOptions must be a JSON object".to_owned(),
+            ));
+        }
+        opts.grace = v["gracePeriodSeconds"].as_i64();
+        opts.uid = v["preconditions"]["uid"].as_str().map(str::to_owned);
+        if let Some(rv) = v["preconditions"]["resourceVersion"].as_str() {
+            opts.rv = Some(super::read::parse_rv(rv)?);
+        }
+        if let Some(p) = v["propagationPolicy"].as_str() {
+            check_propagation(p)?;
+        }
+        opts.dry_run = v["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "All"));
+    }
+    if let Some(g) = q.int("gracePeriodSeconds")? {
+        opts.grace = Some(g);
+    }
+    if let Some(p) = q.get("propagationPolicy") {
+        check_propagation(p)?;
+    }
+    opts.dry_run |= q.dry_run()?;
+    Ok(opts)
+}
+
+/// Propagation policies are accepted as upstream; the garbage collector that acts on them
+/// is a controller.
+fn check_propagation(p: &str) -> Result<(), ApiError> {
+    match p {
+        "Orphan" | "Background" | "Foreground" => Ok(()),
+        other => Err(ApiError::bad_request(format!(
+            "propagationPolicy: Unsupported value: {other:?}: supported values: \"Orphan\", \
+             \"Background\", \"Foreground\""
+        ))),
+    }
+}
+
+/// Deletes one object; the object (pods, or when deletion is pending) or a Success Status.
+pub async fn delete_one(
+    reg: &Registry,
+    t: &Target,
+    opts: &DeleteOptions,
+) -> Result<Response, ApiError> {
+    let name = t.name_str().to_owned();
+    let key = key_of(t, &name);
+    for _ in 0..RETRIES {
+        let kv = reg
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| store_err(t, &e))?
+            .ok_or_else(|| ApiError::not_found(t.status_target()))?;
+        let mut obj = object::decode_stored(&kv.value, kv.mod_revision)
+            .map_err(|e| ApiError::internal(format!("undecodable object {key}: {e}")))?;
+        let uid = object::meta_str(&obj, "uid").unwrap_or("").to_owned();
+        if let Some(want) = &opts.uid {
+            if *want != uid {
+                return Err(ApiError::conflict(
+                    t.status_target(),
+                    format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+                ));
+            }
+        }
+        if let Some(want) = opts.rv {
+            if want != kv.mod_revision {
+                return Err(ApiError::conflict(
+                    t.status_target(),
+                    format!(
+                        "Precondition failed: ResourceVersion in precondition: {want}, \
+                         ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    ),
+                ));
+            }
+        }
+        let is_pod = t.info.group.is_empty() && t.info.plural == "pods";
+        match kinds::deletion(t.info, &obj, opts.grace) {
+            Deletion::Graceful { grace } => {
+                let pending = object::meta_str(&obj, "deletionTimestamp").is_some();
+                let shorter = obj["metadata"]["deletionGracePeriodSeconds"]
+                    .as_i64()
+                    .is_some_and(|g| grace < g);
+                if !pending || shorter {
+                    kinds::mark_deleting(t.info, &mut obj, grace, render::now_unix());
+                    if !opts.dry_run {
+                        match reg
+                            .store
+                            .update(&key, object::encode_for_store(&obj), kv.mod_revision)
+                            .await
+                        {
+                            Ok(w) => object::set_meta(
+                                &mut obj,
+                                "resourceVersion",
+                                w.mod_revision.to_string(),
+                            ),
+                            Err(tug_store::Error::Conflict { .. }) if opts.rv.is_none() => continue,
+                            Err(e) => return Err(store_err(t, &e)),
+                        }
+                    }
+                }
+                return Ok(render::value_response(StatusCode::OK, &obj));
+            }
+            Deletion::Now => {
+                if !opts.dry_run {
+                    match reg.store.delete(&key, Some(kv.mod_revision)).await {
+                        Ok(_) => kinds::release_all(t.info, &mut reg.allocator(), &obj),
+                        Err(tug_store::Error::Conflict { .. }) if opts.rv.is_none() => continue,
+                        Err(e) => return Err(store_err(t, &e)),
+                    }
+                }
+                if is_pod {
+                    return Ok(render::value_response(StatusCode::OK, &obj));
+                }
+                let mut details = json!({ "name": name, "kind": t.info.plural, "uid": uid });
+                if !t.info.group.is_empty() {
+                    details["group"] = json!(t.info.group);
+                }
+                let status = json!({
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": details,
+                });
+                return Ok(render::value_response(StatusCode::OK, &status));
+            }
+        }
+    }
+    Err(ApiError::conflict(
+        t.status_target(),
+        "the object kept changing; please try again".to_owned(),
+    ))
+}
+
+/// DELETE on an object.
+pub async fn delete(
+    reg: &Arc<Registry>,
+    t: &Target,
+    q: &Query,
+    _headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let opts = delete_options(q, body)?;
+    delete_one(reg, t, &opts).await
+}
+
+/// DELETE on a collection: deletes every object the selectors match; answers the list of
+/// what was deleted, as upstream.
+pub async fn delete_collection(
+    reg: &Arc<Registry>,
+    t: &Target,
+    q: &Query,
+    _headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let opts = delete_options(q, body)?;
+    let sel = Selectors::from_query(t, q)?;
+    reg.cache.wait_fresh().await?;
+    let cache = reg
+        .cache
+        .resource(t.info)
+        .ok_or_else(|| ApiError::internal(format!("no cache for {}", t.info.plural)))?;
+    let snap = cache.snapshot(t.namespace.as_deref(), reg.cache.revision());
+    let mut deleted = Vec::new();
+    for c in snap.items.iter().filter(|c| sel.matches(t, &c.value)) {
+        let one = Target {
+            info: t.info,
+            namespace: object::namespace(&c.value).map(str::to_owned),
+            name: Some(object::name(&c.value).to_owned()),
+            sub: None,
+        };
+        match delete_one(reg, &one, &opts).await {
+            Ok(_) => deleted.push(c.value.clone()),
+            Err(e) if e.code == StatusCode::NOT_FOUND => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let list = json!({
+        "kind": format!("{}List", t.info.kind),
+        "apiVersion": t.info.group_version(),
+        "metadata": { "resourceVersion": snap.rv.to_string() },
+        "items": deleted,
+    });
+    Ok(render::value_response(StatusCode::OK, &list).into_response())
+}

@@ -1,0 +1,405 @@
+//! The REST API at the HTTP level: bad input always gets a `Status` with upstream's code and
+//! reason (never a 500), real clients' quirks are tolerated, and watch, list paging and
+//! resourceVersion semantics behave as upstream.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{curl, Server};
+use serde_json::{json, Value};
+
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+const JSON: &str = "Content-Type: application/json";
+
+fn status(body: &str) -> Value {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(v["kind"], "Status", "{body}");
+    v
+}
+
+fn cm(name: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": name, "labels": { "app": "x" } },
+        "data": { "k": "v" },
+    }))
+    .unwrap()
+}
+
+#[test]
+fn bad_input_gets_a_status_and_changes_nothing() {
+    let server = Server::start(&[]);
+    let post = |headers: &[&str], body: &[u8]| curl(&server, "POST", CMS, headers, Some(body));
+    let cases: Vec<(&str, (u16, String), u16, &str)> = vec![
+        (
+            "malformed JSON",
+            post(&[JSON], b"{\"kind\": "),
+            400,
+            "BadRequest",
+        ),
+        (
+            "YAML sent as JSON",
+            post(&[JSON], b"kind: ConfigMap\n"),
+            400,
+            "BadRequest",
+        ),
+        (
+            "wrong kind",
+            post(
+                &[JSON],
+                br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"a"}}"#,
+            ),
+            400,
+            "BadRequest",
+        ),
+        (
+            "wrong apiVersion",
+            post(
+                &[JSON],
+                br#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"a"}}"#,
+            ),
+            400,
+            "BadRequest",
+        ),
+        (
+            "wrong field type",
+            post(
+                &[JSON],
+                br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":7}"#,
+            ),
+            400,
+            "BadRequest",
+        ),
+        (
+            "invalid name",
+            post(&[JSON], &cm("Not_Valid")),
+            422,
+            "Invalid",
+        ),
+        (
+            "unknown content type",
+            post(&["Content-Type: text/plain"], &cm("a")),
+            415,
+            "UnsupportedMediaType",
+        ),
+        (
+            "body over 3 MiB",
+            post(&[JSON], &vec![b' '; 3 * 1024 * 1024 + 10]),
+            413,
+            "RequestEntityTooLarge",
+        ),
+        (
+            "unknown field, strict",
+            curl(
+                &server,
+                "POST",
+                &format!("{CMS}?fieldValidation=Strict"),
+                &[JSON],
+                Some(
+                    br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"spec":{}}"#,
+                ),
+            ),
+            400,
+            "BadRequest",
+        ),
+        (
+            "method not allowed",
+            curl(&server, "PUT", CMS, &[JSON], Some(&cm("a"))),
+            405,
+            "MethodNotAllowed",
+        ),
+        (
+            "not acceptable",
+            curl(&server, "GET", CMS, &["Accept: text/html"], None),
+            406,
+            "NotAcceptable",
+        ),
+        (
+            "bad label selector",
+            curl(
+                &server,
+                "GET",
+                &format!("{CMS}?labelSelector=a%20in%20("),
+                &[],
+                None,
+            ),
+            400,
+            "BadRequest",
+        ),
+        (
+            "unsupported field selector",
+            curl(
+                &server,
+                "GET",
+                &format!("{CMS}?fieldSelector=spec.x%3Dy"),
+                &[],
+                None,
+            ),
+            400,
+            "BadRequest",
+        ),
+        (
+            "bad continue token",
+            curl(
+                &server,
+                "GET",
+                &format!("{CMS}?limit=1&continue=nonsense"),
+                &[],
+                None,
+            ),
+            400,
+            "BadRequest",
+        ),
+        (
+            "missing namespace",
+            curl(
+                &server,
+                "POST",
+                "/api/v1/namespaces/nowhere/configmaps",
+                &[JSON],
+                Some(&cm("a")),
+            ),
+            404,
+            "NotFound",
+        ),
+        (
+            "unknown resource",
+            curl(
+                &server,
+                "GET",
+                "/api/v1/namespaces/default/widgets",
+                &[],
+                None,
+            ),
+            404,
+            "NotFound",
+        ),
+    ];
+    for (what, (code, body), want_code, want_reason) in cases {
+        assert_eq!(code, want_code, "{what}: {body}");
+        let s = status(&body);
+        assert_eq!(s["reason"], want_reason, "{what}: {body}");
+        assert_eq!(s["code"], want_code, "{what}");
+    }
+    let (code, body) = post(&[JSON], &cm("Not_Valid"));
+    assert_eq!(code, 422);
+    let s = status(&body);
+    assert_eq!(
+        s["details"]["causes"][0]["field"], "metadata.name",
+        "{body}"
+    );
+    assert_eq!(s["details"]["kind"], "ConfigMap");
+    // Nothing was stored by any of it.
+    let (code, body) = curl(&server, "GET", CMS, &[], None);
+    assert_eq!(code, 200);
+    let list: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{body}");
+}
+
+#[test]
+fn client_quirks_are_tolerated() {
+    let server = Server::start(&[]);
+    // No Content-Type (the Python client), and a `?&` query (kube-rs).
+    let (code, body) = curl(
+        &server,
+        "POST",
+        &format!("{CMS}?&fieldManager=x"),
+        &["Content-Type:"],
+        Some(&cm("a")),
+    );
+    assert_eq!(code, 201, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    assert!(created["metadata"]["uid"].as_str().unwrap().len() == 36);
+    assert!(created["metadata"]["resourceVersion"].as_str().is_some());
+    // Protobuf offered first: answered with JSON.
+    let (code, body) = curl(
+        &server,
+        "GET",
+        &format!("{CMS}/a"),
+        &["Accept: application/vnd.kubernetes.protobuf, */*"],
+        None,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["metadata"]["name"],
+        "a"
+    );
+    // /version/ with a trailing slash.
+    let (code, _) = curl(&server, "GET", "/version/", &[], None);
+    assert_eq!(code, 200);
+    // PartialObjectMetadata for kube-rs metadata calls.
+    let (code, body) = curl(
+        &server,
+        "GET",
+        CMS,
+        &["Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"],
+        None,
+    );
+    assert_eq!(code, 200);
+    let list: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert!(list["items"][0].get("data").is_none());
+    // DELETE with a JSON DeleteOptions body: a Success Status with the uid.
+    let (code, body) = curl(
+        &server,
+        "DELETE",
+        &format!("{CMS}/a"),
+        &[JSON],
+        Some(br#"{"propagationPolicy":"Background"}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let s: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s["status"], "Success");
+    assert_eq!(s["details"]["uid"], created["metadata"]["uid"]);
+}
+
+#[test]
+fn stale_updates_conflict_and_lists_page() {
+    let server = Server::start(&[]);
+    for i in 0..5 {
+        let (code, body) = curl(&server, "POST", CMS, &[JSON], Some(&cm(&format!("c{i}"))));
+        assert_eq!(code, 201, "{body}");
+    }
+    let (_, body) = curl(&server, "GET", &format!("{CMS}/c0"), &[], None);
+    let mut obj: Value = serde_json::from_str(&body).unwrap();
+    obj["data"]["k"] = json!("new");
+    let (code, body) = curl(
+        &server,
+        "PUT",
+        &format!("{CMS}/c0"),
+        &[JSON],
+        Some(&serde_json::to_vec(&obj).unwrap()),
+    );
+    assert_eq!(code, 200, "{body}");
+    // The same (now stale) resourceVersion again: 409 Conflict.
+    obj["data"]["k"] = json!("newer");
+    let (code, body) = curl(
+        &server,
+        "PUT",
+        &format!("{CMS}/c0"),
+        &[JSON],
+        Some(&serde_json::to_vec(&obj).unwrap()),
+    );
+    assert_eq!(code, 409, "{body}");
+    let s = status(&body);
+    assert_eq!(s["reason"], "Conflict");
+    assert!(s["message"]
+        .as_str()
+        .unwrap()
+        .contains("the object has been modified"));
+
+    // Paging: 2 at a time, every object once.
+    let mut names = Vec::new();
+    let mut cont = String::new();
+    loop {
+        let path = if cont.is_empty() {
+            format!("{CMS}?limit=2")
+        } else {
+            format!("{CMS}?limit=2&continue={cont}")
+        };
+        let (code, body) = curl(&server, "GET", &path, &[], None);
+        assert_eq!(code, 200, "{body}");
+        let list: Value = serde_json::from_str(&body).unwrap();
+        for item in list["items"].as_array().unwrap() {
+            names.push(item["metadata"]["name"].as_str().unwrap().to_owned());
+        }
+        match list["metadata"]["continue"].as_str() {
+            Some(c) if !c.is_empty() => cont = c.to_owned(),
+            _ => break,
+        }
+        // A write between pages does not change what the paged list shows.
+        let _ = curl(
+            &server,
+            "POST",
+            CMS,
+            &[JSON],
+            Some(&cm(&format!("late{}", names.len()))),
+        );
+    }
+    assert_eq!(names, ["c0", "c1", "c2", "c3", "c4"]);
+}
+
+#[test]
+fn watches_follow_resource_versions() {
+    let mut server = Server::start(&[]);
+    let (_, body) = curl(&server, "POST", CMS, &[JSON], Some(&cm("w1")));
+    let rv1: i64 = serde_json::from_str::<Value>(&body).unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (_, body) = curl(&server, "POST", CMS, &[JSON], Some(&cm("w2")));
+    let rv2 = serde_json::from_str::<Value>(&body).unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // From rv1: only the later change. timeoutSeconds ends the stream.
+    let (code, body) = curl(
+        &server,
+        "GET",
+        &format!("{CMS}?watch=1&resourceVersion={rv1}&timeoutSeconds=1&allowWatchBookmarks=true"),
+        &[],
+        None,
+    );
+    assert_eq!(code, 200);
+    let events: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "w2");
+    assert_eq!(
+        events[0]["object"]["metadata"]["resourceVersion"],
+        rv2.as_str()
+    );
+    assert_eq!(events.last().unwrap()["type"], "BOOKMARK");
+    assert_eq!(events.last().unwrap()["object"]["kind"], "ConfigMap");
+    // Without a revision: the current objects first; with sendInitialEvents, the
+    // initial-events-end bookmark after them.
+    let (_, body) = curl(
+        &server,
+        "GET",
+        &format!(
+            "{CMS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
+        ),
+        &[],
+        None,
+    );
+    let events: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 4, "{body}");
+    assert_eq!(events[2]["type"], "BOOKMARK");
+    assert_eq!(
+        events[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    // After a restart the cache starts at the current revision: an older one is an ERROR
+    // event with 410 Expired (clients relist). The objects survived the restart.
+    server.restart();
+    let (code, body) = curl(&server, "GET", &format!("{CMS}/w1"), &[], None);
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = curl(
+        &server,
+        "GET",
+        &format!("{CMS}?watch=true&resourceVersion=1"),
+        &[],
+        None,
+    );
+    assert_eq!(code, 200);
+    let event: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
+    assert_eq!(event["type"], "ERROR", "{body}");
+    assert_eq!(event["object"]["code"], 410);
+    assert_eq!(event["object"]["reason"], "Expired");
+    // A label selector filters the stream.
+    let (_, body) = curl(
+        &server,
+        "GET",
+        &format!("{CMS}?watch=true&labelSelector=app%3Dnone&timeoutSeconds=1"),
+        &[],
+        None,
+    );
+    assert!(body.trim().is_empty(), "{body}");
+}

@@ -1,0 +1,365 @@
+//! The REST API as real kubectl (1.33 and 1.28) drives it: create, get in every output
+//! form, describe, replace and delete of a multi-document manifest; selectors, sorting and
+//! all-namespaces listing; label, annotate, scale; `get -w` and `wait --for=delete`; and the
+//! error messages kubectl prints for 404, 409 and 422.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use common::{wait_until, Kubectl, Server};
+
+const MANIFEST: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: shop
+  labels:
+    tier: backend
+data:
+  mode: fast
+  level: "3"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+  labels:
+    app: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: httpd
+        image: busybox:1.36
+        command: ["httpd", "-f"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    app: web
+  ports:
+  - port: 80
+    targetPort: 8080
+"#;
+
+fn write_manifest(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn crud(minor: u32) {
+    let server = Server::start(&[]);
+    let k = Kubectl::new(&server, minor);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_manifest(dir.path(), "app.yaml", MANIFEST);
+
+    let out = k.ok(&["create", "--validate=false", "-f", &file]);
+    for line in [
+        "namespace/shop created",
+        "configmap/settings created",
+        "deployment.apps/web created",
+        "service/web created",
+    ] {
+        assert!(out.contains(line), "1.{minor}: {out}");
+    }
+
+    // The system namespaces and the kubernetes service exist from the start.
+    let out = k.ok(&["get", "namespaces", "-o", "name"]);
+    for ns in [
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "shop",
+    ] {
+        assert!(out.contains(&format!("namespace/{ns}")), "{out}");
+    }
+    let ip = k.ok(&[
+        "get",
+        "svc",
+        "kubernetes",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    assert_eq!(ip, "10.43.0.1");
+
+    // Table output with upstream's columns.
+    let out = k.ok(&["get", "deploy", "-n", "shop"]);
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "{out}"
+    );
+    assert!(out.contains("web"), "{out}");
+    let out = k.ok(&["get", "deploy", "-n", "shop", "-o", "wide"]);
+    assert!(
+        out.contains("CONTAINERS") && out.contains("busybox:1.36"),
+        "{out}"
+    );
+    assert!(out.contains("app=web"), "{out}");
+    let out = k.ok(&["get", "svc", "web", "-n", "shop"]);
+    assert!(out.contains("ClusterIP") && out.contains("80/TCP"), "{out}");
+
+    // Other output forms.
+    let yaml = k.ok(&["get", "cm", "settings", "-n", "shop", "-o", "yaml"]);
+    assert!(
+        yaml.contains("mode: fast") && yaml.contains("uid:"),
+        "{yaml}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "deploy", "web", "-n", "shop", "-o", "json"])).unwrap();
+    assert_eq!(json["spec"]["replicas"], 2);
+    assert_eq!(json["metadata"]["generation"], 1);
+    assert_eq!(json["spec"]["strategy"]["type"], "RollingUpdate");
+    let replicas = k.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas, "2");
+    let out = k.ok(&[
+        "get",
+        "cm",
+        "-n",
+        "shop",
+        "-o",
+        "custom-columns=NAME:.metadata.name,MODE:.data.mode",
+    ]);
+    assert!(out.contains("settings") && out.contains("fast"), "{out}");
+
+    // All namespaces, labels, field selectors, sorting.
+    let out = k.ok(&["get", "cm", "-A"]);
+    assert!(
+        out.lines().next().unwrap().starts_with("NAMESPACE"),
+        "{out}"
+    );
+    assert!(out.contains("shop") && out.contains("settings"), "{out}");
+    let out = k.ok(&["get", "cm", "-A", "-l", "tier=backend", "-o", "name"]);
+    assert_eq!(out.trim(), "configmap/settings");
+    let out = k.ok(&["get", "cm", "-A", "-l", "tier!=backend", "-o", "name"]);
+    assert!(!out.contains("settings"), "{out}");
+    let out = k.ok(&[
+        "get",
+        "svc",
+        "-A",
+        "--field-selector",
+        "metadata.namespace=shop",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(out.trim(), "service/web");
+    let out = k.ok(&["get", "cm", "-n", "shop", "--show-labels"]);
+    assert!(out.contains("tier=backend"), "{out}");
+    k.ok(&[
+        "create",
+        "configmap",
+        "aaa",
+        "-n",
+        "shop",
+        "--from-literal=k=v",
+    ]);
+    let out = k.ok(&[
+        "get",
+        "cm",
+        "-n",
+        "shop",
+        "--sort-by=.metadata.name",
+        "-o",
+        "name",
+    ]);
+    let names: Vec<&str> = out.lines().collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted);
+    let err = k.fails(&["get", "pods", "--field-selector", "spec.nope=x"]);
+    assert!(err.contains("field label not supported"), "{err}");
+
+    // describe.
+    let out = k.ok(&["describe", "deploy", "web", "-n", "shop"]);
+    assert!(
+        out.contains("Name:") && out.contains("web") && out.contains("busybox:1.36"),
+        "{out}"
+    );
+
+    // replace: the image changes, the generation goes up.
+    let replaced = write_manifest(
+        dir.path(),
+        "replaced.yaml",
+        &MANIFEST.replace("busybox:1.36", "busybox:1.37"),
+    );
+    k.ok(&["replace", "--validate=false", "-f", &replaced]);
+    let json: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "deploy", "web", "-n", "shop", "-o", "json"])).unwrap();
+    assert_eq!(
+        json["spec"]["template"]["spec"]["containers"][0]["image"],
+        "busybox:1.37"
+    );
+    assert_eq!(json["metadata"]["generation"], 2);
+
+    // Errors as upstream prints them.
+    let err = k.fails(&["get", "cm", "nope", "-n", "shop"]);
+    assert!(
+        err.contains(r#"Error from server (NotFound): configmaps "nope" not found"#),
+        "{err}"
+    );
+    let err = k.fails(&["create", "configmap", "aaa", "-n", "shop"]);
+    assert!(
+        err.contains(r#"Error from server (AlreadyExists): configmaps "aaa" already exists"#),
+        "{err}"
+    );
+    let bad = write_manifest(
+        dir.path(),
+        "bad.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\nspec:\n  containers:\n  - name: c\n",
+    );
+    let err = k.fails(&["create", "--validate=false", "-f", &bad]);
+    assert!(
+        err.contains(r#"The Pod "bad" is invalid: spec.containers[0].image: Required value"#),
+        "{err}"
+    );
+    let err = k.fails(&["create", "configmap", "Bad_Name"]);
+    assert!(
+        err.contains("is invalid") && err.contains("metadata.name"),
+        "{err}"
+    );
+
+    // delete -f removes everything in the manifest but the namespace's contents wait for
+    // the namespace controller; delete the objects themselves.
+    let objects = write_manifest(
+        dir.path(),
+        "objects.yaml",
+        MANIFEST
+            .split("---")
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("---")
+            .as_str(),
+    );
+    let out = k.ok(&["delete", "-f", &objects]);
+    assert!(out.contains(r#"deployment.apps "web" deleted"#), "{out}");
+    let out = k.ok(&["get", "deploy,svc", "-n", "shop", "-o", "name"]);
+    assert!(out.trim().is_empty(), "{out}");
+}
+
+#[test]
+fn kubectl_1_33_crud() {
+    crud(33);
+}
+
+#[test]
+fn kubectl_1_28_crud() {
+    crud(28);
+}
+
+fn changes(minor: u32) {
+    let server = Server::start(&[]);
+    let k = Kubectl::new(&server, minor);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_manifest(dir.path(), "app.yaml", MANIFEST);
+    k.ok(&["apply", "--validate=false", "-f", &file]);
+
+    k.ok(&["label", "deploy", "web", "-n", "shop", "release=blue"]);
+    k.ok(&["annotate", "deploy", "web", "-n", "shop", "owner=team-a"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "deploy", "web", "-n", "shop", "-o", "json"])).unwrap();
+    assert_eq!(json["metadata"]["labels"]["release"], "blue");
+    assert_eq!(json["metadata"]["annotations"]["owner"], "team-a");
+    // Metadata changes leave the generation alone.
+    assert_eq!(json["metadata"]["generation"], 1);
+
+    let out = k.ok(&["scale", "deploy", "web", "-n", "shop", "--replicas=5"]);
+    assert!(out.contains("scaled"), "{out}");
+    let replicas = k.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas, "5");
+
+    // get -w sees a later change.
+    let mut watch = k
+        .cmd()
+        .args(["get", "cm", "-n", "shop", "-w", "-o", "name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
+    assert_eq!(first, "configmap/settings");
+    k.ok(&["create", "configmap", "later", "-n", "shop"]);
+    let next = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
+    assert_eq!(next, "configmap/later");
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    // wait --for=delete returns once the object is gone.
+    let mut waiter = k
+        .cmd()
+        .args([
+            "wait",
+            "--for=delete",
+            "cm/later",
+            "-n",
+            "shop",
+            "--timeout=30s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    k.ok(&["delete", "cm", "later", "-n", "shop"]);
+    let status = waiter.wait().unwrap();
+    assert!(status.success(), "wait --for=delete failed");
+    wait_until(10, "configmap gone", || {
+        k.run(&["get", "cm", "later", "-n", "shop"]).0 == false
+    });
+}
+
+#[test]
+fn kubectl_1_33_label_annotate_scale_watch() {
+    changes(33);
+}
+
+#[test]
+fn kubectl_1_28_label_annotate_scale_watch() {
+    changes(28);
+}
