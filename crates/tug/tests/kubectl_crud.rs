@@ -64,6 +64,12 @@ spec:
     targetPort: 8080
 "#;
 
+fn configmap(name: &str, namespace: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n  k: v\n"
+    )
+}
+
 fn write_manifest(dir: &std::path::Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -178,14 +184,11 @@ fn crud(minor: u32) {
     assert_eq!(out.trim(), "service/web");
     let out = k.ok(&["get", "cm", "-n", "shop", "--show-labels"]);
     assert!(out.contains("tier=backend"), "{out}");
-    k.ok(&[
-        "create",
-        "configmap",
-        "aaa",
-        "-n",
-        "shop",
-        "--from-literal=k=v",
-    ]);
+    // (Manifests, not `kubectl create configmap`: kubectl 1.33 sends those as protobuf.)
+    k.ok_stdin(
+        &["create", "--validate=false", "-f", "-"],
+        &configmap("aaa", "shop"),
+    );
     let out = k.ok(&[
         "get",
         "cm",
@@ -230,9 +233,10 @@ fn crud(minor: u32) {
         err.contains(r#"Error from server (NotFound): configmaps "nope" not found"#),
         "{err}"
     );
-    let err = k.fails(&["create", "configmap", "aaa", "-n", "shop"]);
+    let err = k.fails_stdin(&["create", "--validate=false", "-f", "-"], &configmap("aaa", "shop"));
     assert!(
-        err.contains(r#"Error from server (AlreadyExists): configmaps "aaa" already exists"#),
+        err.contains("Error from server (AlreadyExists)")
+            && err.contains(r#"configmaps "aaa" already exists"#),
         "{err}"
     );
     let bad = write_manifest(
@@ -245,7 +249,7 @@ fn crud(minor: u32) {
         err.contains(r#"The Pod "bad" is invalid: spec.containers[0].image: Required value"#),
         "{err}"
     );
-    let err = k.fails(&["create", "configmap", "Bad_Name"]);
+    let err = k.fails_stdin(&["create", "--validate=false", "-f", "-"], &configmap("Bad_Name", "default"));
     assert!(
         err.contains("is invalid") && err.contains("metadata.name"),
         "{err}"
@@ -325,7 +329,7 @@ fn changes(minor: u32) {
     });
     let first = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
     assert_eq!(first, "configmap/settings");
-    k.ok(&["create", "configmap", "later", "-n", "shop"]);
+    k.ok_stdin(&["create", "--validate=false", "-f", "-"], &configmap("later", "shop"));
     let next = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
     assert_eq!(next, "configmap/later");
     let _ = watch.kill();

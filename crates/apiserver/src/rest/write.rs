@@ -256,7 +256,11 @@ pub async fn create(
         }
         Err(e) => {
             taken.undo(&mut reg.allocator());
-            Err(store_err(t, &e))
+            let named = Target {
+                name: Some(name),
+                ..t.clone()
+            };
+            Err(store_err(&named, &e))
         }
     }
 }

@@ -197,6 +197,20 @@ impl Kubectl {
 
     /// Runs kubectl with `args` and `input` on stdin, asserting success; returns stdout.
     pub fn ok_stdin(&self, args: &[&str], input: &str) -> String {
+        let (ok, out, err) = self.run_stdin(args, input);
+        assert!(ok, "kubectl 1.{} {args:?} failed: {err}\n{out}", self.minor);
+        out
+    }
+
+    /// Runs kubectl with `args` and `input` on stdin, asserting failure; returns stderr.
+    pub fn fails_stdin(&self, args: &[&str], input: &str) -> String {
+        let (ok, out, err) = self.run_stdin(args, input);
+        assert!(!ok, "kubectl 1.{} {args:?} should fail:\n{out}", self.minor);
+        err
+    }
+
+    /// Runs kubectl with `args` and `input` on stdin: (success, stdout, stderr).
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> (bool, String, String) {
         use std::io::Write;
         let mut child = self
             .cmd()
@@ -213,16 +227,11 @@ impl Kubectl {
             .write_all(input.as_bytes())
             .unwrap();
         let out = child.wait_with_output().unwrap();
-        let (stdout, stderr) = (
+        (
+            out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
-        );
-        assert!(
-            out.status.success(),
-            "kubectl 1.{} {args:?} failed: {stderr}\n{stdout}",
-            self.minor
-        );
-        stdout
+        )
     }
 }
 
