@@ -204,7 +204,16 @@ static CATALOGUE: &[ResourceInfo] = &[
         &[
             "create", "delete", "get", "list", "patch", "update", "watch",
         ],
-        &[status("", "v1", "Namespace")],
+        &[
+            status("", "v1", "Namespace"),
+            Subresource {
+                name: "finalize",
+                group: "",
+                version: "v1",
+                kind: "Namespace",
+                verbs: &["update"],
+            },
+        ],
     ),
     info::<core::Pod>(&["po"], ALL, RW, POD_SUBRESOURCES),
     info::<core::Node>(&["no"], NONE, RW, &[status("", "v1", "Node")]),

@@ -233,7 +233,10 @@ fn crud(minor: u32) {
         err.contains(r#"Error from server (NotFound): configmaps "nope" not found"#),
         "{err}"
     );
-    let err = k.fails_stdin(&["create", "--validate=false", "-f", "-"], &configmap("aaa", "shop"));
+    let err = k.fails_stdin(
+        &["create", "--validate=false", "-f", "-"],
+        &configmap("aaa", "shop"),
+    );
     assert!(
         err.contains("Error from server (AlreadyExists)")
             && err.contains(r#"configmaps "aaa" already exists"#),
@@ -249,7 +252,10 @@ fn crud(minor: u32) {
         err.contains(r#"The Pod "bad" is invalid: spec.containers[0].image: Required value"#),
         "{err}"
     );
-    let err = k.fails_stdin(&["create", "--validate=false", "-f", "-"], &configmap("Bad_Name", "default"));
+    let err = k.fails_stdin(
+        &["create", "--validate=false", "-f", "-"],
+        &configmap("Bad_Name", "default"),
+    );
     assert!(
         err.contains("is invalid") && err.contains("metadata.name"),
         "{err}"
@@ -329,7 +335,10 @@ fn changes(minor: u32) {
     });
     let first = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
     assert_eq!(first, "configmap/settings");
-    k.ok_stdin(&["create", "--validate=false", "-f", "-"], &configmap("later", "shop"));
+    k.ok_stdin(
+        &["create", "--validate=false", "-f", "-"],
+        &configmap("later", "shop"),
+    );
     let next = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
     assert_eq!(next, "configmap/later");
     let _ = watch.kill();
@@ -354,7 +363,7 @@ fn changes(minor: u32) {
     let status = waiter.wait().unwrap();
     assert!(status.success(), "wait --for=delete failed");
     wait_until(10, "configmap gone", || {
-        k.run(&["get", "cm", "later", "-n", "shop"]).0 == false
+        !k.run(&["get", "cm", "later", "-n", "shop"]).0
     });
 }
 

@@ -64,7 +64,7 @@ pub fn parse(group: &str, version: &str, rest: &str, full: &str) -> Result<Targe
         return Err(not_found());
     }
     if let Some(s) = &sub {
-        if !info.has_subresource(s) && !(info.plural == "namespaces" && s == "finalize") {
+        if !info.has_subresource(s) {
             return Err(not_found());
         }
     }
