@@ -403,3 +403,68 @@ fn watches_follow_resource_versions() {
     );
     assert!(body.trim().is_empty(), "{body}");
 }
+
+#[test]
+fn services_and_namespaces_follow_upstream_rules() {
+    let server = Server::start(&["--service-cidr", "10.96.0.0/24"]);
+    const SVCS: &str = "/api/v1/namespaces/default/services";
+    let svc = |name: &str, node_port: Option<u16>| {
+        let mut port = json!({ "port": 80 });
+        if let Some(p) = node_port {
+            port["nodePort"] = json!(p);
+        }
+        serde_json::to_vec(&json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": { "name": name },
+            "spec": { "type": "NodePort", "selector": { "app": "x" }, "ports": [port] },
+        }))
+        .unwrap()
+    };
+    // The kubernetes service has the first address of the range.
+    let (_, body) = curl(&server, "GET", &format!("{SVCS}/kubernetes"), &[], None);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["spec"]["clusterIP"], "10.96.0.1");
+    let (code, body) = curl(&server, "POST", SVCS, &[JSON], Some(&svc("a", Some(30080))));
+    assert_eq!(code, 201, "{body}");
+    let a: Value = serde_json::from_str(&body).unwrap();
+    assert!(a["spec"]["clusterIP"].as_str().unwrap().starts_with("10.96.0."));
+    assert_eq!(a["spec"]["ports"][0]["targetPort"], 80);
+    // The same NodePort twice: 422 naming the field.
+    let (code, body) = curl(&server, "POST", SVCS, &[JSON], Some(&svc("b", Some(30080))));
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(status(&body)["details"]["causes"][0]["field"], "spec.ports[0].nodePort");
+    // Switching to ClusterIP drops the node port and the external traffic policy.
+    let (code, body) = curl(
+        &server,
+        "PATCH",
+        &format!("{SVCS}/a"),
+        &["Content-Type: application/merge-patch+json"],
+        Some(br#"{"spec":{"type":"ClusterIP"}}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let patched: Value = serde_json::from_str(&body).unwrap();
+    assert!(patched["spec"]["ports"][0].get("nodePort").is_none(), "{body}");
+    assert_eq!(patched["spec"]["clusterIP"], a["spec"]["clusterIP"]);
+    // Now the port is free again.
+    let (code, body) = curl(&server, "POST", SVCS, &[JSON], Some(&svc("b", Some(30080))));
+    assert_eq!(code, 201, "{body}");
+    // System namespaces cannot be deleted; a terminating one takes no new objects.
+    let (code, body) = curl(&server, "DELETE", "/api/v1/namespaces/kube-system", &[], None);
+    assert_eq!(code, 403, "{body}");
+    let ns = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"gone"}}"#;
+    assert_eq!(curl(&server, "POST", "/api/v1/namespaces", &[JSON], Some(ns)).0, 201);
+    let (code, body) = curl(&server, "DELETE", "/api/v1/namespaces/gone", &[], None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["status"]["phase"], "Terminating");
+    let (code, body) = curl(
+        &server,
+        "POST",
+        "/api/v1/namespaces/gone/configmaps",
+        &[JSON],
+        Some(&cm("x")),
+    );
+    assert_eq!(code, 403, "{body}");
+    // Emptying its finalizers (what the namespace controller does) removes it.
+    let fin = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"gone"},"spec":{"finalizers":[]}}"#;
+    let (code, body) = curl(&server, "PUT", "/api/v1/namespaces/gone/finalize", &[JSON], Some(fin));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(curl(&server, "GET", "/api/v1/namespaces/gone", &[], None).0, 404);
+}

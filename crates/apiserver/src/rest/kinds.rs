@@ -152,6 +152,9 @@ pub fn deletion(info: &ResourceInfo, obj: &Value, requested_grace: Option<i64>) 
     Deletion::Now
 }
 
+/// Namespaces that may never be deleted, as upstream's NamespaceLifecycle admission says.
+pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// Marks an object as being deleted.
 pub fn mark_deleting(info: &ResourceInfo, obj: &mut Value, grace: i64, now: i64) {
     let at = tug_api::meta::timestamp(now + grace);
@@ -278,6 +281,15 @@ pub fn allocate(
     }
     let old_ports: Vec<u16> = old.map(|o| super::alloc::held(o).1).unwrap_or_default();
     let node_ports = wants_node_ports(spec);
+    if !node_ports {
+        // Fields of externally reachable types go when the type changes, as upstream drops
+        // them.
+        if let Value::Object(m) = spec {
+            for f in ["externalTrafficPolicy", "healthCheckNodePort"] {
+                m.remove(f);
+            }
+        }
+    }
     let mut errors = Vec::new();
     if let Some(ports) = spec["ports"].as_array_mut() {
         for (i, p) in ports.iter_mut().enumerate() {

@@ -606,6 +606,13 @@ pub async fn delete_one(
 ) -> Result<Response, ApiError> {
     let name = t.name_str().to_owned();
     let key = key_of(t, &name);
+    let is_namespace = t.info.group.is_empty() && t.info.plural == "namespaces";
+    if is_namespace && kinds::IMMORTAL_NAMESPACES.contains(&name.as_str()) {
+        return Err(ApiError::forbidden(
+            t.status_target(),
+            format!("namespaces {name:?} is forbidden: this namespace may not be deleted"),
+        ));
+    }
     for _ in 0..RETRIES {
         let kv = reg
             .store
