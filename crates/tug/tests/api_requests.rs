@@ -421,16 +421,25 @@ fn services_and_namespaces_follow_upstream_rules() {
     };
     // The kubernetes service has the first address of the range.
     let (_, body) = curl(&server, "GET", &format!("{SVCS}/kubernetes"), &[], None);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["spec"]["clusterIP"],
+        "10.96.0.1"
+    );
     let (code, body) = curl(&server, "POST", SVCS, &[JSON], Some(&svc("a", Some(30080))));
     assert_eq!(code, 201, "{body}");
     let a: Value = serde_json::from_str(&body).unwrap();
-    assert!(a["spec"]["clusterIP"].as_str().unwrap().starts_with("10.96.0."));
+    assert!(a["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .starts_with("10.96.0."));
     assert_eq!(a["spec"]["ports"][0]["targetPort"], 80);
     // The same NodePort twice: 422 naming the field.
     let (code, body) = curl(&server, "POST", SVCS, &[JSON], Some(&svc("b", Some(30080))));
     assert_eq!(code, 422, "{body}");
-    assert_eq!(status(&body)["details"]["causes"][0]["field"], "spec.ports[0].nodePort");
+    assert_eq!(
+        status(&body)["details"]["causes"][0]["field"],
+        "spec.ports[0].nodePort"
+    );
     // Switching to ClusterIP drops the node port and the external traffic policy.
     let (code, body) = curl(
         &server,
@@ -441,19 +450,34 @@ fn services_and_namespaces_follow_upstream_rules() {
     );
     assert_eq!(code, 200, "{body}");
     let patched: Value = serde_json::from_str(&body).unwrap();
-    assert!(patched["spec"]["ports"][0].get("nodePort").is_none(), "{body}");
+    assert!(
+        patched["spec"]["ports"][0].get("nodePort").is_none(),
+        "{body}"
+    );
     assert_eq!(patched["spec"]["clusterIP"], a["spec"]["clusterIP"]);
     // Now the port is free again.
     let (code, body) = curl(&server, "POST", SVCS, &[JSON], Some(&svc("b", Some(30080))));
     assert_eq!(code, 201, "{body}");
     // System namespaces cannot be deleted; a terminating one takes no new objects.
-    let (code, body) = curl(&server, "DELETE", "/api/v1/namespaces/kube-system", &[], None);
+    let (code, body) = curl(
+        &server,
+        "DELETE",
+        "/api/v1/namespaces/kube-system",
+        &[],
+        None,
+    );
     assert_eq!(code, 403, "{body}");
     let ns = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"gone"}}"#;
-    assert_eq!(curl(&server, "POST", "/api/v1/namespaces", &[JSON], Some(ns)).0, 201);
+    assert_eq!(
+        curl(&server, "POST", "/api/v1/namespaces", &[JSON], Some(ns)).0,
+        201
+    );
     let (code, body) = curl(&server, "DELETE", "/api/v1/namespaces/gone", &[], None);
     assert_eq!(code, 200, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["status"]["phase"], "Terminating");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["status"]["phase"],
+        "Terminating"
+    );
     let (code, body) = curl(
         &server,
         "POST",
@@ -464,7 +488,168 @@ fn services_and_namespaces_follow_upstream_rules() {
     assert_eq!(code, 403, "{body}");
     // Emptying its finalizers (what the namespace controller does) removes it.
     let fin = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"gone"},"spec":{"finalizers":[]}}"#;
-    let (code, body) = curl(&server, "PUT", "/api/v1/namespaces/gone/finalize", &[JSON], Some(fin));
+    let (code, body) = curl(
+        &server,
+        "PUT",
+        "/api/v1/namespaces/gone/finalize",
+        &[JSON],
+        Some(fin),
+    );
     assert_eq!(code, 200, "{body}");
-    assert_eq!(curl(&server, "GET", "/api/v1/namespaces/gone", &[], None).0, 404);
+    assert_eq!(
+        curl(&server, "GET", "/api/v1/namespaces/gone", &[], None).0,
+        404
+    );
+}
+
+#[test]
+fn pods_bind_delete_gracefully_and_evict() {
+    let server = Server::start(&[]);
+    const PODS: &str = "/api/v1/namespaces/default/pods";
+    let pod = |name: &str| {
+        serde_json::to_vec(&json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": { "name": name },
+            "spec": { "containers": [{ "name": "c", "image": "busybox:1.36" }] },
+        }))
+        .unwrap()
+    };
+    // dryRun=All answers the would-be object and stores nothing.
+    let (code, body) = curl(
+        &server,
+        "POST",
+        &format!("{PODS}?dryRun=All"),
+        &[JSON],
+        Some(&pod("dry")),
+    );
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        curl(&server, "GET", &format!("{PODS}/dry"), &[], None).0,
+        404
+    );
+    // generateName.
+    let gen = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"job-"},"spec":{"containers":[{"name":"c","image":"x"}]}}"#;
+    let (code, body) = curl(&server, "POST", PODS, &[JSON], Some(gen));
+    assert_eq!(code, 201, "{body}");
+    let name = serde_json::from_str::<Value>(&body).unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(name.starts_with("job-") && name.len() == 9, "{name}");
+
+    for p in ["web", "evicted"] {
+        assert_eq!(curl(&server, "POST", PODS, &[JSON], Some(&pod(p))).0, 201);
+        let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": p},
+                             "target": {"kind": "Node", "name": "node-1"}});
+        let (code, body) = curl(
+            &server,
+            "POST",
+            &format!("{PODS}/{p}/binding"),
+            &[JSON],
+            Some(&serde_json::to_vec(&binding).unwrap()),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    let (_, body) = curl(&server, "GET", &format!("{PODS}/web"), &[], None);
+    let bound: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(bound["spec"]["nodeName"], "node-1");
+    assert_eq!(bound["status"]["conditions"][0]["type"], "PodScheduled");
+    // A second binding conflicts.
+    let again = br#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"web"},"target":{"name":"node-2"}}"#;
+    assert_eq!(
+        curl(
+            &server,
+            "POST",
+            &format!("{PODS}/web/binding"),
+            &[JSON],
+            Some(again)
+        )
+        .0,
+        409
+    );
+    // A pod on a node is deleted gracefully: marked, still there, until its kubelet deletes
+    // it with grace 0.
+    let (code, body) = curl(&server, "DELETE", &format!("{PODS}/web"), &[], None);
+    assert_eq!(code, 200, "{body}");
+    let marked: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{body}"
+    );
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert_eq!(
+        curl(&server, "GET", &format!("{PODS}/web"), &[], None).0,
+        200
+    );
+    let (code, _) = curl(
+        &server,
+        "DELETE",
+        &format!("{PODS}/web?gracePeriodSeconds=0"),
+        &[],
+        None,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        curl(&server, "GET", &format!("{PODS}/web"), &[], None).0,
+        404
+    );
+    // Eviction deletes through the same path.
+    let eviction = br#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"evicted"},"deleteOptions":{"gracePeriodSeconds":0}}"#;
+    let (code, body) = curl(
+        &server,
+        "POST",
+        &format!("{PODS}/evicted/eviction"),
+        &[JSON],
+        Some(eviction),
+    );
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        curl(&server, "GET", &format!("{PODS}/evicted"), &[], None).0,
+        404
+    );
+    // Pod specs are immutable apart from what upstream allows.
+    let (_, body) = curl(&server, "GET", &format!("{PODS}/{name}"), &[], None);
+    let mut p: Value = serde_json::from_str(&body).unwrap();
+    p["spec"]["containers"][0]["command"] = json!(["sh"]);
+    let (code, body) = curl(
+        &server,
+        "PUT",
+        &format!("{PODS}/{name}"),
+        &[JSON],
+        Some(&serde_json::to_vec(&p).unwrap()),
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("pod updates may not change fields"), "{body}");
+    // Tables: upstream's pod columns, with the wide ones at priority 1.
+    let (code, body) = curl(
+        &server,
+        "GET",
+        PODS,
+        &["Accept: application/json;as=Table;v=v1;g=meta.k8s.io,application/json"],
+        None,
+    );
+    assert_eq!(code, 200);
+    let table: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(table["kind"], "Table");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Name",
+            "Ready",
+            "Status",
+            "Restarts",
+            "Age",
+            "IP",
+            "Node",
+            "Nominated Node",
+            "Readiness Gates"
+        ]
+    );
+    assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert!(table["metadata"]["resourceVersion"].is_string());
 }
