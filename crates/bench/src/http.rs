@@ -72,8 +72,12 @@ impl Conn {
         Ok(Conn { send })
     }
 
-    /// Sends one request and reads the whole response.
-    pub async fn call(&mut self, method: &str, path: &str, body: Option<Bytes>) -> Result<Reply> {
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
         let mut req = http::Request::builder()
             .method(method)
             .uri(path)
@@ -88,11 +92,15 @@ impl Conn {
             .ready()
             .await
             .map_err(|e| invalid("connection", e))?;
-        let res = self
-            .send
+        self.send
             .send_request(req)
             .await
-            .map_err(|e| invalid("request", e))?;
+            .map_err(|e| invalid("request", e))
+    }
+
+    /// Sends one request and reads the whole response.
+    pub async fn call(&mut self, method: &str, path: &str, body: Option<Bytes>) -> Result<Reply> {
+        let res = self.send(method, path, body).await?;
         let status = res.status().as_u16();
         let body = res
             .into_body()
@@ -103,24 +111,9 @@ impl Conn {
         Ok(Reply { status, body })
     }
 
-    /// Sends one request and returns the response body as a stream of chunks (watches).
+    /// Sends a GET and returns the response body as a stream of chunks (watches).
     pub async fn stream(&mut self, path: &str) -> Result<hyper::body::Incoming> {
-        let req = http::Request::builder()
-            .method("GET")
-            .uri(path)
-            .header("host", "127.0.0.1")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| invalid("building a request", e))?;
-        self.send
-            .ready()
-            .await
-            .map_err(|e| invalid("connection", e))?;
-        let res = self
-            .send
-            .send_request(req)
-            .await
-            .map_err(|e| invalid("request", e))?;
-        Ok(res.into_body())
+        Ok(self.send("GET", path, None).await?.into_body())
     }
 }
 

@@ -54,7 +54,7 @@ async fn create_or_replace(
     match write::create(reg, collection, &q, &HeaderMap::new(), &body).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == StatusCode::CONFLICT => {
-            write::replace(reg, item, &q, &HeaderMap::new(), &body)
+            write::replace(reg, item, &q, &HeaderMap::new(), &body, write::Part::Main)
                 .await
                 .map(|_| ())
         }

@@ -154,51 +154,29 @@ async fn dispatch(
     if let Some(sub) = t.sub.clone() {
         return subresource::handle(reg, &t, &sub, method, &q, &headers, &body).await;
     }
-    let verbs = t.info.verbs;
-    let allowed = |verb: &str| {
-        if verbs.contains(&verb) {
-            Ok(())
-        } else {
-            Err(ApiError::method_not_allowed())
-        }
+    let verb = match (&method, t.name.is_some()) {
+        (&Method::GET, _) if q.flag("watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) => "get",
+        (&Method::POST, false) => "create",
+        (&Method::PUT, true) => "update",
+        (&Method::PATCH, true) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return Err(ApiError::method_not_allowed()),
     };
-    match (method, t.name.is_some()) {
-        (Method::GET, false) if q.flag("watch") => {
-            allowed("watch")?;
-            watch::serve(reg, &t, &q, &headers).await
-        }
-        (Method::GET, true) if q.flag("watch") => {
-            allowed("watch")?;
-            watch::serve(reg, &t, &q, &headers).await
-        }
-        (Method::GET, false) => {
-            allowed("list")?;
-            read::list(reg, &t, &q, &headers).await
-        }
-        (Method::GET, true) => {
-            allowed("get")?;
-            read::get(reg, &t, &q, &headers).await
-        }
-        (Method::POST, false) => {
-            allowed("create")?;
-            write::create(reg, &t, &q, &headers, &body).await
-        }
-        (Method::PUT, true) => {
-            allowed("update")?;
-            write::replace(reg, &t, &q, &headers, &body).await
-        }
-        (Method::PATCH, true) => {
-            allowed("patch")?;
-            write::patch(reg, &t, &q, &headers, &body).await
-        }
-        (Method::DELETE, true) => {
-            allowed("delete")?;
-            write::delete(reg, &t, &q, &headers, &body).await
-        }
-        (Method::DELETE, false) => {
-            allowed("deletecollection")?;
-            write::delete_collection(reg, &t, &q, &headers, &body).await
-        }
-        _ => Err(ApiError::method_not_allowed()),
+    if !t.info.verbs.contains(&verb) {
+        return Err(ApiError::method_not_allowed());
+    }
+    let part = write::Part::Main;
+    match verb {
+        "watch" => watch::serve(reg, &t, &q, &headers).await,
+        "list" => read::list(reg, &t, &q, &headers).await,
+        "get" => read::get(reg, &t, &q, &headers).await,
+        "create" => write::create(reg, &t, &q, &headers, &body).await,
+        "update" => write::replace(reg, &t, &q, &headers, &body, part).await,
+        "patch" => write::patch(reg, &t, &q, &headers, &body, part).await,
+        "delete" => write::delete(reg, &t, &q, &body).await,
+        _ => write::delete_collection(reg, &t, &q, &body).await,
     }
 }

@@ -48,7 +48,8 @@ impl Selectors {
     }
 }
 
-fn resource<'a>(
+/// The cache of `t`'s resource.
+pub fn resource<'a>(
     reg: &'a Registry,
     t: &Target,
 ) -> Result<&'a super::cache::ResourceCache, ApiError> {

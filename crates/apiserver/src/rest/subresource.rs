@@ -48,12 +48,8 @@ pub async fn handle(
     }
     match (sub, method) {
         ("status", Method::GET) => read::get(reg, t, q, headers).await,
-        ("status", Method::PUT) => {
-            write::replace_part(reg, t, q, headers, body, Part::Status).await
-        }
-        ("status", Method::PATCH) => {
-            write::patch_part(reg, t, q, headers, body, Part::Status).await
-        }
+        ("status", Method::PUT) => write::replace(reg, t, q, headers, body, Part::Status).await,
+        ("status", Method::PATCH) => write::patch(reg, t, q, headers, body, Part::Status).await,
         ("scale", Method::GET) => {
             let obj = current(reg, t).await?;
             Ok(render::value_response(StatusCode::OK, &scale_of(t, &obj)))
@@ -243,20 +239,9 @@ async fn bind(
         return Err(ApiError::invalid("Binding", "", t.name_str(), &[err]));
     }
     let name = t.name_str().to_owned();
-    let key = format!(
-        "{}{}",
-        object::storage_prefix(t.info),
-        object::relative_key(t.namespace.as_deref(), &name)
-    );
+    let key = write::key_of(t, &name);
     loop {
-        let kv = reg
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| ApiError::from_store(&e, t.status_target()))?
-            .ok_or_else(|| ApiError::not_found(t.status_target()))?;
-        let mut pod = object::decode_stored(&kv.value, kv.mod_revision)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let (kv, mut pod) = write::load(reg, t, &key).await?;
         if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
             return Err(ApiError::conflict(
                 t.status_target(),

@@ -149,10 +149,7 @@ pub async fn serve(
         // Upstream picks 30–60 minutes at random; kubectl `get -w` ends when the stream does.
         _ => Duration::from_secs(1800 + u64::from(rand_byte()) * 7),
     };
-    let cache = reg
-        .cache
-        .resource(t.info)
-        .ok_or_else(|| ApiError::internal(format!("no cache for {}", t.info.plural)))?;
+    let cache = super::read::resource(reg, t)?;
     // Where the watch starts: 0 = with the current objects.
     let after = match (rv, send_initial) {
         (_, Some(true)) => {

@@ -160,7 +160,25 @@ fn store_err(t: &Target, e: &tug_store::Error) -> ApiError {
     ApiError::from_store(e, t.status_target())
 }
 
-fn key_of(t: &Target, name: &str) -> String {
+/// The stored object at `key` and its value (with its resourceVersion); 404 if absent.
+pub async fn load(
+    reg: &Registry,
+    t: &Target,
+    key: &str,
+) -> Result<(tug_store::KeyValue, Value), ApiError> {
+    let kv = reg
+        .store
+        .get(key)
+        .await
+        .map_err(|e| store_err(t, &e))?
+        .ok_or_else(|| ApiError::not_found(t.status_target()))?;
+    let value = object::decode_stored(&kv.value, kv.mod_revision)
+        .map_err(|e| ApiError::internal(format!("undecodable object {key}: {e}")))?;
+    Ok((kv, value))
+}
+
+/// The store key of object `name` of `t`'s resource and namespace.
+pub fn key_of(t: &Target, name: &str) -> String {
     format!(
         "{}{}",
         object::storage_prefix(t.info),
@@ -295,14 +313,7 @@ pub async fn update_with(
     let name = t.name_str().to_owned();
     let key = key_of(t, &name);
     for _ in 0..RETRIES {
-        let kv = reg
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| store_err(t, &e))?
-            .ok_or_else(|| ApiError::not_found(t.status_target()))?;
-        let old = object::decode_stored(&kv.value, kv.mod_revision)
-            .map_err(|e| ApiError::internal(format!("undecodable object {key}: {e}")))?;
+        let (kv, old) = load(reg, t, &key).await?;
         let (sent, expected) = change(&old)?;
         if let Some(rv) = expected {
             if rv != kv.mod_revision {
@@ -436,7 +447,7 @@ pub fn precondition(obj: &Value) -> Result<Option<i64>, ApiError> {
 }
 
 /// PUT: replaces an object (or, with `part`, its status).
-pub async fn replace_part(
+pub async fn replace(
     reg: &Arc<Registry>,
     t: &Target,
     q: &Query,
@@ -453,17 +464,6 @@ pub async fn replace_part(
     let updated = update_with(reg, t, part, dry_run, |_| Ok((obj.clone(), expected))).await?;
     let res = render::value_response(StatusCode::OK, &updated.obj);
     Ok(with_warnings(res, &warnings))
-}
-
-/// PUT on an object.
-pub async fn replace(
-    reg: &Arc<Registry>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    replace_part(reg, t, q, headers, body, Part::Main).await
 }
 
 /// Applies a JSON or merge patch to `old`; the result must still decode as the kind.
@@ -502,7 +502,7 @@ pub fn apply_patch(
 }
 
 /// PATCH an object (or, with `part`, its status).
-pub async fn patch_part(
+pub async fn patch(
     reg: &Arc<Registry>,
     t: &Target,
     q: &Query,
@@ -528,17 +528,6 @@ pub async fn patch_part(
     let res = render::value_response(StatusCode::OK, &updated.obj);
     let warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(with_warnings(res, &warnings))
-}
-
-/// PATCH on an object.
-pub async fn patch(
-    reg: &Arc<Registry>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    patch_part(reg, t, q, headers, body, Part::Main).await
 }
 
 /// DeleteOptions from the body and the query (the query wins, as upstream merges them).
@@ -614,14 +603,7 @@ pub async fn delete_one(
         ));
     }
     for _ in 0..RETRIES {
-        let kv = reg
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| store_err(t, &e))?
-            .ok_or_else(|| ApiError::not_found(t.status_target()))?;
-        let mut obj = object::decode_stored(&kv.value, kv.mod_revision)
-            .map_err(|e| ApiError::internal(format!("undecodable object {key}: {e}")))?;
+        let (kv, mut obj) = load(reg, t, &key).await?;
         let uid = object::meta_str(&obj, "uid").unwrap_or("").to_owned();
         if let Some(want) = &opts.uid {
             if *want != uid {
@@ -707,7 +689,6 @@ pub async fn delete(
     reg: &Arc<Registry>,
     t: &Target,
     q: &Query,
-    _headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let opts = delete_options(q, body)?;
@@ -720,16 +701,12 @@ pub async fn delete_collection(
     reg: &Arc<Registry>,
     t: &Target,
     q: &Query,
-    _headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let opts = delete_options(q, body)?;
     let sel = Selectors::from_query(t, q)?;
     reg.cache.wait_fresh().await?;
-    let cache = reg
-        .cache
-        .resource(t.info)
-        .ok_or_else(|| ApiError::internal(format!("no cache for {}", t.info.plural)))?;
+    let cache = super::read::resource(reg, t)?;
     let snap = cache.snapshot(t.namespace.as_deref(), reg.cache.revision());
     let mut deleted = Vec::new();
     for c in snap.items.iter().filter(|c| sel.matches(t, &c.value)) {
