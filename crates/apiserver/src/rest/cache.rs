@@ -101,6 +101,8 @@ struct Inner {
     history: VecDeque<Arc<CacheEvent>>,
     /// Every event after this revision is in `history`.
     floor: i64,
+    /// Live events to watchers; replaced (ending every watch) when the cache is refilled.
+    tx: broadcast::Sender<Arc<CacheEvent>>,
 }
 
 /// The cached objects of one resource.
@@ -110,7 +112,6 @@ pub struct ResourceCache {
     /// Its store prefix.
     pub prefix: String,
     inner: RwLock<Inner>,
-    tx: broadcast::Sender<Arc<CacheEvent>>,
 }
 
 /// A consistent view of one resource's objects.
@@ -195,7 +196,7 @@ impl ResourceCache {
     ) -> Result<Subscription, TooOld> {
         let inner = self.read();
         let rv = global.load(Ordering::Acquire).max(inner.rv);
-        let live = self.tx.subscribe();
+        let live = inner.tx.subscribe();
         if after == 0 {
             return Ok(Subscription {
                 initial: range(&inner.objects, namespace).cloned().collect(),
@@ -272,7 +273,7 @@ impl ResourceCache {
         }
         inner.history.push_back(event.clone());
         // No receivers is fine: nobody is watching this resource.
-        let _ = self.tx.send(event);
+        let _ = inner.tx.send(event);
     }
 }
 
@@ -313,8 +314,8 @@ impl Cache {
                     rv: 0,
                     history: VecDeque::new(),
                     floor: 0,
+                    tx: broadcast::channel(FANOUT_QUEUE).0,
                 }),
-                tx: broadcast::channel(FANOUT_QUEUE).0,
             })
             .collect();
         let by_prefix = resources
@@ -363,7 +364,9 @@ impl Cache {
             inner.objects = objects;
             inner.history.clear();
             inner.floor = list.revision;
-            inner.rv = inner.rv.max(0);
+            // Watches in flight may have missed events: end them; their clients watch again
+            // from their last revision and, being older than the floor, relist.
+            inner.tx = broadcast::channel(FANOUT_QUEUE).0;
         }
         self.publish(list.revision);
         Ok(list.revision)
