@@ -376,6 +376,23 @@ fn watches_follow_resource_versions() {
         events[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
         "true"
     );
+    // sendInitialEvents=false: no initial objects, only later changes (here none, so just
+    // the closing bookmark).
+    let (_, body) = curl(
+        &server,
+        "GET",
+        &format!(
+            "{CMS}?watch=true&sendInitialEvents=false&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
+        ),
+        &[],
+        None,
+    );
+    let events: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1, "{body}");
+    assert_eq!(events[0]["type"], "BOOKMARK");
     // After a restart the cache starts at the current revision: an older one is an ERROR
     // event with 410 Expired (clients relist). The objects survived the restart.
     server.restart();

@@ -151,19 +151,14 @@ pub async fn serve(
     };
     let cache = super::read::resource(reg, t)?;
     // Where the watch starts: 0 = with the current objects.
+    if rv.is_none() {
+        reg.cache.wait_fresh().await?;
+    }
     let after = match (rv, send_initial) {
-        (_, Some(true)) => {
-            if rv.is_none() {
-                reg.cache.wait_fresh().await?;
-            }
-            0
-        }
-        (None | Some("0"), _) => {
-            if rv.is_none() {
-                reg.cache.wait_fresh().await?;
-            }
-            0
-        }
+        // The current objects first (sendInitialEvents, or no revision as of old).
+        (_, Some(true)) | (None | Some("0"), None) => 0,
+        // sendInitialEvents=false: only changes from now (or the revision given).
+        (None | Some("0"), Some(false)) => reg.cache.revision().load(Ordering::Acquire).max(1),
         (Some(n), _) => {
             let n = parse_rv(n)?;
             reg.cache.wait_for(n).await?;
