@@ -597,6 +597,32 @@ fn pods_bind_delete_gracefully_and_evict() {
         curl(&server, "GET", &format!("{PODS}/web"), &[], None).0,
         200
     );
+    // An absurd grace period on a bound pod is clamped, never a crash.
+    assert_eq!(
+        curl(&server, "POST", PODS, &[JSON], Some(&pod("huge"))).0,
+        201
+    );
+    let bind =
+        br#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"huge"},"target":{"name":"n"}}"#;
+    assert_eq!(
+        curl(
+            &server,
+            "POST",
+            &format!("{PODS}/huge/binding"),
+            &[JSON],
+            Some(bind)
+        )
+        .0,
+        201
+    );
+    let (code, body) = curl(
+        &server,
+        "DELETE",
+        &format!("{PODS}/huge?gracePeriodSeconds=9223372036854775807"),
+        &[],
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
     let (code, _) = curl(
         &server,
         "DELETE",

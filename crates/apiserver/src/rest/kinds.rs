@@ -157,7 +157,7 @@ pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-publi
 
 /// Marks an object as being deleted.
 pub fn mark_deleting(info: &ResourceInfo, obj: &mut Value, grace: i64, now: i64) {
-    let at = tug_api::meta::timestamp(now + grace);
+    let at = tug_api::meta::timestamp(now.saturating_add(grace));
     object::set_meta(obj, "deletionTimestamp", at);
     object::set_meta(obj, "deletionGracePeriodSeconds", grace);
     if info.group.is_empty() && info.plural == "namespaces" {
