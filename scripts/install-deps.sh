@@ -33,3 +33,16 @@ if ! command -v cargo >/dev/null 2>&1; then
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
 fi
+
+# The workspace needs Rust 1.89 or newer (its rust-version); update an older toolchain.
+rust_minor=$(rustc --version 2>/dev/null | sed -n 's/^rustc 1\.\([0-9]*\).*/\1/p')
+if [ -n "$rust_minor" ] && [ "$rust_minor" -lt 89 ]; then
+  if command -v rustup >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/rustup" ]; then
+    echo "updating Rust (found 1.$rust_minor, need 1.89+)"
+    PATH="$HOME/.cargo/bin:$PATH" rustup update stable
+  else
+    echo "installing Rust through rustup (found 1.$rust_minor, need 1.89+)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  fi
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
