@@ -4,19 +4,19 @@
 use serde_json::Value;
 
 use super::util::{
-    age, at, format_label_selector, format_labels, int_at, layout_containers, list_at, name,
-    opt_int, selector_string, str_at,
+    age, at, format_labels, int_at, layout_containers, list_at, name, opt_int, selector_string,
+    str_at, template_cells,
 };
-use super::{col, wide, Printer, AGE, CONTAINERS, IMAGES, NAME};
+use super::{col, wide_selector, Printer, AGE, CONTAINERS, IMAGES, NAME};
 
 /// `spec.replicas`, defaulted to 1 as the API server does.
 fn desired(obj: &Value) -> i64 {
     opt_int(obj, &["spec", "replicas"]).unwrap_or(1)
 }
 
-/// Containers of the pod template at `spec.template`.
-fn template_containers(obj: &Value) -> &[Value] {
-    list_at(obj, &["spec", "template", "spec", "containers"])
+/// Container names and images of the pod template at `spec.template`.
+fn template_containers(obj: &Value) -> (Value, Value) {
+    layout_containers(list_at(obj, &["spec", "template", "spec", "containers"]))
 }
 
 /// Deployments: Name, Ready, Up-to-date, Available, Age; wide Containers, Images, Selector.
@@ -29,14 +29,14 @@ pub(super) const DEPLOYMENTS: Printer = Printer {
         AGE,
         CONTAINERS,
         IMAGES,
-        wide("Selector", "string", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment."),
+        wide_selector("Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment."),
     ],
     cells: deployment_cells,
 };
 
 fn deployment_cells(d: &Value, now: i64) -> Vec<Value> {
     let ready = int_at(d, &["status", "readyReplicas"]);
-    let (names, images) = layout_containers(template_containers(d));
+    let (names, images) = template_containers(d);
     let selector =
         selector_string(at(d, &["spec", "selector"])).unwrap_or_else(|()| "<invalid>".to_string());
     vec![
@@ -73,11 +73,7 @@ pub(super) const REPLICA_SETS: Printer = Printer {
         AGE,
         CONTAINERS,
         IMAGES,
-        wide(
-            "Selector",
-            "string",
-            "Selector is a label query over pods that should match the replica count.",
-        ),
+        wide_selector("Selector is a label query over pods that should match the replica count."),
     ],
     cells: replica_set_cells,
 };
@@ -95,12 +91,7 @@ fn replica_counts(obj: &Value, now: i64) -> Vec<Value> {
 
 fn replica_set_cells(rs: &Value, now: i64) -> Vec<Value> {
     let mut row = replica_counts(rs, now);
-    let (names, images) = layout_containers(template_containers(rs));
-    row.extend([
-        names,
-        images,
-        Value::from(format_label_selector(at(rs, &["spec", "selector"]))),
-    ]);
+    row.extend(template_cells(at(rs, &["spec"])));
     row
 }
 
@@ -126,18 +117,14 @@ pub(super) const REPLICATION_CONTROLLERS: Printer = Printer {
         AGE,
         CONTAINERS,
         IMAGES,
-        wide(
-            "Selector",
-            "string",
-            "Selector is a label query over pods that should match the Replicas count.",
-        ),
+        wide_selector("Selector is a label query over pods that should match the Replicas count."),
     ],
     cells: replication_controller_cells,
 };
 
 fn replication_controller_cells(rc: &Value, now: i64) -> Vec<Value> {
     let mut row = replica_counts(rc, now);
-    let (names, images) = layout_containers(template_containers(rc));
+    let (names, images) = template_containers(rc);
     row.extend([
         names,
         images,
@@ -160,7 +147,7 @@ pub(super) const STATEFUL_SETS: Printer = Printer {
 
 fn stateful_set_cells(ss: &Value, now: i64) -> Vec<Value> {
     let ready = int_at(ss, &["status", "readyReplicas"]);
-    let (names, images) = layout_containers(template_containers(ss));
+    let (names, images) = template_containers(ss);
     vec![
         name(ss),
         Value::from(format!("{ready}/{}", desired(ss))),
@@ -184,15 +171,14 @@ pub(super) const DAEMON_SETS: Printer = Printer {
         AGE,
         CONTAINERS,
         IMAGES,
-        wide("Selector", "string", "A label query over pods that are managed by the daemon set."),
+        wide_selector("A label query over pods that are managed by the daemon set."),
     ],
     cells: daemon_set_cells,
 };
 
 fn daemon_set_cells(ds: &Value, now: i64) -> Vec<Value> {
     let status = |field: &str| Value::from(int_at(ds, &["status", field]));
-    let (names, images) = layout_containers(template_containers(ds));
-    vec![
+    let mut row = vec![
         name(ds),
         status("desiredNumberScheduled"),
         status("currentNumberScheduled"),
@@ -204,10 +190,9 @@ fn daemon_set_cells(ds: &Value, now: i64) -> Vec<Value> {
             &["spec", "template", "spec", "nodeSelector"],
         ))),
         age(ds, now),
-        names,
-        images,
-        Value::from(format_label_selector(at(ds, &["spec", "selector"]))),
-    ]
+    ];
+    row.extend(template_cells(at(ds, &["spec"])));
+    row
 }
 
 /// Controller revisions: Name, Controller, Revision, Age.

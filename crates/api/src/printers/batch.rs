@@ -3,10 +3,10 @@
 use serde_json::Value;
 
 use super::util::{
-    age, at, condition_status, deleting, format_label_selector, has, int_at, layout_containers,
-    list_at, name, opt_bool, opt_int, opt_str, seconds_between, since_at, str_at, time_nanos,
+    age, at, condition_status, deleting, has, int_at, list_at, name, opt_bool, opt_int, opt_str,
+    seconds_between, since_at, str_at, template_cells, time_nanos,
 };
-use super::{col, human_duration, wide, Printer, AGE, CONTAINERS, IMAGES, NAME};
+use super::{col, human_duration, wide_selector, Printer, AGE, CONTAINERS, IMAGES, NAME};
 
 /// Jobs: Name, Status, Completions, Duration, Age; wide Containers, Images, Selector.
 pub(super) const JOBS: Printer = Printer {
@@ -22,11 +22,7 @@ pub(super) const JOBS: Printer = Printer {
         AGE,
         CONTAINERS,
         IMAGES,
-        wide(
-            "Selector",
-            "string",
-            "A label query over pods that should match the pod count.",
-        ),
+        wide_selector("A label query over pods that should match the pod count."),
     ],
     cells: job_cells,
 };
@@ -76,18 +72,15 @@ fn job_duration(job: &Value, now: i64) -> String {
 }
 
 fn job_cells(job: &Value, now: i64) -> Vec<Value> {
-    let (names, images) =
-        layout_containers(list_at(job, &["spec", "template", "spec", "containers"]));
-    vec![
+    let mut row = vec![
         name(job),
         Value::from(job_status(job)),
         Value::from(job_completions(job)),
         Value::from(job_duration(job, now)),
         age(job, now),
-        names,
-        images,
-        Value::from(format_label_selector(at(job, &["spec", "selector"]))),
-    ]
+    ];
+    row.extend(template_cells(at(job, &["spec"])));
+    row
 }
 
 /// Cron jobs: Name, Schedule, Timezone, Suspend, Active, Last Schedule, Age; wide
@@ -103,7 +96,7 @@ pub(super) const CRON_JOBS: Printer = Printer {
         AGE,
         CONTAINERS,
         IMAGES,
-        wide("Selector", "string", "A label query over pods that should match the pod count."),
+        wide_selector("A label query over pods that should match the pod count."),
     ],
     cells: cron_job_cells,
 };
@@ -119,9 +112,7 @@ fn cron_job_cells(cj: &Value, now: i64) -> Vec<Value> {
     } else {
         "<none>".to_string()
     };
-    let job_spec = at(cj, &["spec", "jobTemplate", "spec"]).unwrap_or(&Value::Null);
-    let (names, images) = layout_containers(list_at(job_spec, &["template", "spec", "containers"]));
-    vec![
+    let mut row = vec![
         name(cj),
         Value::from(str_at(cj, &["spec", "schedule"])),
         Value::from(opt_str(cj, &["spec", "timeZone"]).unwrap_or("<none>")),
@@ -129,10 +120,9 @@ fn cron_job_cells(cj: &Value, now: i64) -> Vec<Value> {
         Value::from(list_at(cj, &["status", "active"]).len()),
         Value::from(last),
         age(cj, now),
-        names,
-        images,
-        Value::from(format_label_selector(at(job_spec, &["selector"]))),
-    ]
+    ];
+    row.extend(template_cells(at(cj, &["spec", "jobTemplate", "spec"])));
+    row
 }
 
 #[cfg(test)]

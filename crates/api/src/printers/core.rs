@@ -9,7 +9,7 @@ use super::util::{
     age, at, format_labels, int_at, layout_containers, list_at, map_len, name, non_empty, quantity,
     str_at,
 };
-use super::{col, wide, Printer, AGE, NAME};
+use super::{always_shown, col, wide, wide_selector, Printer, AGE, CONTAINERS, IMAGES, NAME};
 
 /// Namespaces: Name, Status, Age.
 pub(super) const NAMESPACES: Printer = Printer {
@@ -125,7 +125,7 @@ pub(super) const SERVICES: Printer = Printer {
         col("External-IP", "string", "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
         col("Port(s)", "string", "The list of ports that are exposed by this service."),
         AGE,
-        wide("Selector", "string", "Route service traffic to pods with label keys and values matching this selector."),
+        wide_selector("Route service traffic to pods with label keys and values matching this selector."),
     ],
     cells: service_cells,
 };
@@ -378,16 +378,8 @@ fn resource_quota_cells(quota: &Value, now: i64) -> Vec<Value> {
 pub(super) const POD_TEMPLATES: Printer = Printer {
     columns: &[
         NAME,
-        col(
-            "Containers",
-            "string",
-            "Names of each container in the template.",
-        ),
-        col(
-            "Images",
-            "string",
-            "Images referenced by each container in the template.",
-        ),
+        always_shown(CONTAINERS),
+        always_shown(IMAGES),
         col("Pod Labels", "string", "The labels for the pod template."),
     ],
     cells: pod_template_cells,

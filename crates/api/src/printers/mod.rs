@@ -183,6 +183,21 @@ const IMAGES: Column = wide(
     "Images referenced by each container in the template.",
 );
 
+/// The wide-output Selector column of workload controllers and services, in the resource's
+/// own words.
+const fn wide_selector(description: &'static str) -> Column {
+    wide("Selector", "string", description)
+}
+
+/// The same column, shown in normal output too (pod templates show what controllers keep for
+/// wide output).
+const fn always_shown(column: Column) -> Column {
+    Column {
+        priority: 0,
+        ..column
+    }
+}
+
 /// A column shown in normal output.
 const fn col(name: &'static str, type_: &'static str, description: &'static str) -> Column {
     Column {

@@ -222,6 +222,16 @@ pub(super) fn layout_containers(containers: &[Value]) -> (Value, Value) {
     (Value::from(names.join(",")), Value::from(images.join(",")))
 }
 
+/// Upstream's wide cells of a controller with a pod template: the names and images of the
+/// containers at `template.spec.containers` and the label selector at `selector`, both below
+/// `spec` (the object's spec, or a cron job's job template spec).
+pub(super) fn template_cells(spec: Option<&Value>) -> [Value; 3] {
+    let spec = spec.unwrap_or(&Value::Null);
+    let (names, images) = layout_containers(list_at(spec, &["template", "spec", "containers"]));
+    let selector = format_label_selector(at(spec, &["selector"]));
+    [names, images, Value::from(selector)]
+}
+
 /// Lists with a limit, as upstream's `listWithMoreString`: the first items comma-joined,
 /// "+ N more..." when some were left out, "<unset>" when there are none.
 pub(super) fn list_with_more(items: &[String], max: usize) -> String {

@@ -11,6 +11,8 @@ use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
 
+use crate::strategy::{go_quote, is_valid_label_value, qualified_name_errors};
+
 mod fields;
 
 pub use fields::{field_value, supported_fields, FieldSelector};
@@ -43,32 +45,6 @@ pub enum SelectorError {
     FieldLabelNotSupportedForJob(String),
 }
 
-/// Go's `%q` for a string.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x80 && c.is_control() => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Go's `%#v` for a `[]string` (a nil one when empty, as the callers here pass).
 fn go_string_slice(values: &[String]) -> String {
     if values.is_empty() {
@@ -98,92 +74,9 @@ fn aggregate(errs: Vec<String>) -> String {
     }
 }
 
-/// Upstream's `RegexError`, worded as `crate::validation` words it.
-fn regex_error(msg: &str, re: &str, examples: &[&str]) -> String {
-    let shown: Vec<String> = examples.iter().map(|e| format!("'{e}'")).collect();
-    format!(
-        "{msg} (e.g. {}, regex used for validation is '{re}')",
-        shown.join(",  or ")
-    )
-}
-
-const NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must \
-     start and end with an alphanumeric character";
-const NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric \
-     characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
-const NAME_MAX: usize = 63;
-
-/// Matches `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`.
-fn name_ok(s: &str) -> bool {
-    let b = s.as_bytes();
-    match (b.first(), b.last()) {
-        (Some(f), Some(l)) => {
-            f.is_ascii_alphanumeric()
-                && l.is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        }
-        _ => false,
-    }
-}
-
-fn name_regex_error() -> String {
-    regex_error(NAME_MSG, NAME_FMT, &["MyName", "my.name", "123-abc"])
-}
-
-/// Upstream's `IsLabelKey`: an optional DNS subdomain prefix and `/`, then a name.
+/// A label key's errors: those of a qualified name, the message calling it "a valid label key".
 fn label_key_errors(key: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    let parts: Vec<&str> = key.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
-            if prefix.is_empty() {
-                errs.push("prefix part must be non-empty".to_owned());
-            } else {
-                for e in crate::validation::is_dns1123_subdomain(prefix) {
-                    errs.push(format!("prefix part {e}"));
-                }
-            }
-            *name
-        }
-        _ => {
-            return vec![format!(
-                "a valid label key {} with an optional DNS subdomain prefix and '/' (e.g. \
-                 'example.com/MyName')",
-                name_regex_error()
-            )]
-        }
-    };
-    if name.is_empty() {
-        errs.push("name part must be non-empty".to_owned());
-    } else if name.len() > NAME_MAX {
-        errs.push(format!(
-            "name part must be no more than {NAME_MAX} characters"
-        ));
-    }
-    if !name_ok(name) {
-        errs.push(format!("name part {}", name_regex_error()));
-    }
-    errs
-}
-
-/// Upstream's `IsValidLabelValue`.
-fn label_value_errors(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > NAME_MAX {
-        errs.push(format!("must be no more than {NAME_MAX} characters"));
-    }
-    if !(value.is_empty() || name_ok(value)) {
-        errs.push(regex_error(
-            VALUE_MSG,
-            VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
-        ));
-    }
-    errs
+    qualified_name_errors(key, "a valid label key")
 }
 
 /// A requirement's operator (upstream's `selection.Operator`).
@@ -256,7 +149,7 @@ impl Requirement {
             _ => {}
         }
         for (i, v) in values.iter().enumerate() {
-            let value_errs = label_value_errors(v);
+            let value_errs = is_valid_label_value(v);
             if !value_errs.is_empty() {
                 errs.push(invalid(
                     &format!("values[{i}][{key}]"),

@@ -8,12 +8,9 @@ use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use serde_json::Value;
 
 use super::cron::{parse_cron, validate_time_zone};
-use super::meta::{
-    child, entry_obj, get_obj_mut, normalized, set_if_empty, set_if_unset, validate_label_selector,
-    Obj,
-};
+use super::meta::{child, entry_obj, get_obj_mut, normalized, set_if_empty, set_if_unset, Obj};
 use super::pod::{default_template, validate_template_spec};
-use super::workloads::selector_matches;
+use super::workloads::{labels_mismatch, selector_matches, template_labels, validate_selector};
 use super::{immutable, invalid, invalid_json, nonnegative, not_supported, required, Errs};
 use crate::validation::is_dns1123_label;
 
@@ -164,12 +161,7 @@ fn validate_generated_selector(
         return;
     };
     let name = job.metadata.name.clone().unwrap_or_default();
-    let labels = spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
+    let labels = template_labels(&spec.template);
     has_label(&labels, LEGACY_UID, uid, errs);
     has_label(&labels, LEGACY_NAME, &name, errs);
     let mut expected = BTreeMap::new();
@@ -360,22 +352,10 @@ pub(crate) fn validate_job(job: &Job, old: Option<&Job>) -> Errs {
     }
     validate_generated_selector(job, &spec, prefixed, &uid_text, &mut errs);
     validate_job_spec(&spec, "spec", &mut errs);
-    match &spec.selector {
-        None => errs.push(required("spec.selector", "")),
-        Some(s) => validate_label_selector(s, "spec.selector", &mut errs),
-    }
-    let labels = spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
+    validate_selector(spec.selector.as_ref(), &mut errs);
+    let labels = template_labels(&spec.template);
     if spec.selector.is_some() && selector_matches(spec.selector.as_ref(), &labels) == Ok(false) {
-        errs.push(invalid_json(
-            "spec.template.metadata.labels",
-            &labels,
-            "`selector` does not match template `labels`",
-        ));
+        errs.push(labels_mismatch(&labels));
     }
     if spec.completion_mode.as_deref() == Some("Indexed") {
         if let Some(c) = spec.completions.filter(|c| *c > 0) {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::meta::{
     canonicalize_resources, child, each_obj, get_obj_mut, index, is_config_map_key,
     is_env_var_name, is_qualified_name, is_valid_port_name, is_valid_port_num,
-    name_is_dns_subdomain, set_if_empty, set_if_unset, set_if_zero, Obj,
+    name_is_dns_subdomain, set_if_empty, set_if_unset, set_if_zero, validate_protocol, Obj,
 };
 use super::probes::{validate_lifecycle, validate_probes, validate_security_context};
 use super::resources::validate_resources;
@@ -355,15 +355,7 @@ fn validate_ports(c: &Container, path: &str, errs: &mut Errs) {
                 errs.push(invalid(child(&p, "hostPort"), host_port, &msg));
             }
         }
-        match port.protocol.as_deref().unwrap_or("") {
-            "TCP" | "UDP" | "SCTP" => {}
-            "" => errs.push(required(child(&p, "protocol"), "")),
-            other => errs.push(not_supported(
-                child(&p, "protocol"),
-                other,
-                &["SCTP", "TCP", "UDP"],
-            )),
-        }
+        validate_protocol(port.protocol.as_deref(), child(&p, "protocol"), errs);
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::meta::{
     canonicalize_resources, child, each_obj, entry_obj, get_obj_mut, index, is_config_map_key,
     is_qualified_name, is_unset, is_valid_port_num, key, set_if_empty, set_if_unset, str_of,
-    validate_kube_finalizer_name, validate_label_name, Obj,
+    validate_kube_finalizer_name, validate_label_name, validate_protocol, Obj,
 };
 use super::{
     duplicate, forbidden, immutable, invalid, not_supported, required, run, too_long, Errs,
@@ -584,15 +584,7 @@ pub(crate) fn validate_endpoints(ep: &Endpoints, _old: Option<&Endpoints>) -> Er
             for msg in is_valid_port_num(i64::from(port.port)) {
                 errs.push(invalid(child(&pp, "port"), port.port, &msg));
             }
-            match port.protocol.as_deref().unwrap_or("") {
-                "TCP" | "UDP" | "SCTP" => {}
-                "" => errs.push(required(child(&pp, "protocol"), "")),
-                other => errs.push(not_supported(
-                    child(&pp, "protocol"),
-                    other,
-                    &["SCTP", "TCP", "UDP"],
-                )),
-            }
+            validate_protocol(port.protocol.as_deref(), child(&pp, "protocol"), &mut errs);
         }
     }
     errs

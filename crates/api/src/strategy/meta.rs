@@ -3,12 +3,13 @@
 //! IPs, percentages), label and annotation maps, label selectors, resource quantities, and the
 //! small JSON helpers the defaulting code uses.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use serde_json::{Map, Value};
 
-use super::{forbidden, invalid, required, too_long, Errs};
+use super::{forbidden, invalid, not_supported, required, too_long, Errs};
 use crate::validation::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain};
 
 // ---------------------------------------------------------------------------------------------
@@ -87,6 +88,12 @@ fn qname_ok(s: &str) -> bool {
 /// Upstream's `IsQualifiedName`: an optional DNS subdomain prefix and `/`, then a name of at
 /// most 63 characters.
 pub(crate) fn is_qualified_name(value: &str) -> Vec<String> {
+    qualified_name_errors(value, "a qualified name")
+}
+
+/// [`is_qualified_name`], with `what` naming the value where it has more than one `/` (label
+/// selectors call it "a valid label key").
+pub(crate) fn qualified_name_errors(value: &str, what: &str) -> Vec<String> {
     let mut errs = Vec::new();
     let parts: Vec<&str> = value.split('/').collect();
     let name = match parts.as_slice() {
@@ -102,10 +109,11 @@ pub(crate) fn is_qualified_name(value: &str) -> Vec<String> {
             *name
         }
         _ => {
+            let syntax = regex_error(QNAME_MSG, QNAME_FMT, &["MyName", "my.name", "123-abc"]);
             return vec![format!(
-                "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(QNAME_MSG, QNAME_FMT, &["MyName", "my.name", "123-abc"])
-            )]
+                "{what} {syntax} with an optional DNS subdomain prefix and '/' \
+                 (e.g. 'example.com/MyName')"
+            )];
         }
     };
     if name.is_empty() {
@@ -169,40 +177,29 @@ pub(crate) fn is_config_map_key(value: &str) -> Vec<String> {
     errs
 }
 
-/// Upstream's `maskTrailingDash`: a generateName prefix may end with a dash.
-fn mask_trailing_dash(name: &str) -> String {
-    if name.len() > 1 && name.ends_with('-') {
-        format!("{}a", &name[..name.len() - 2])
+/// The name as its rule checks it: a generateName prefix may end with a dash, so upstream's
+/// `maskTrailingDash` applies to prefixes; full names are checked as they are.
+fn mask_trailing_dash(name: &str, prefix: bool) -> Cow<'_, str> {
+    if prefix && name.len() > 1 && name.ends_with('-') {
+        Cow::Owned(format!("{}a", &name[..name.len() - 2]))
     } else {
-        name.to_owned()
+        Cow::Borrowed(name)
     }
 }
 
 /// `NameIsDNSSubdomain`: the name rule of most kinds.
 pub(crate) fn name_is_dns_subdomain(name: &str, prefix: bool) -> Vec<String> {
-    if prefix {
-        is_dns1123_subdomain(&mask_trailing_dash(name))
-    } else {
-        is_dns1123_subdomain(name)
-    }
+    is_dns1123_subdomain(&mask_trailing_dash(name, prefix))
 }
 
 /// `NameIsDNSLabel`: namespaces and StatefulSets.
 pub(crate) fn name_is_dns_label(name: &str, prefix: bool) -> Vec<String> {
-    if prefix {
-        is_dns1123_label(&mask_trailing_dash(name))
-    } else {
-        is_dns1123_label(name)
-    }
+    is_dns1123_label(&mask_trailing_dash(name, prefix))
 }
 
 /// `NameIsDNS1035Label`: Services.
 pub(crate) fn name_is_dns1035_label(name: &str, prefix: bool) -> Vec<String> {
-    if prefix {
-        is_dns1035_label(&mask_trailing_dash(name))
-    } else {
-        is_dns1035_label(name)
-    }
+    is_dns1035_label(&mask_trailing_dash(name, prefix))
 }
 
 /// `ValidatePathSegmentName`: RBAC roles and bindings — anything but `.`, `..`, `/` and `%`.
@@ -227,6 +224,18 @@ pub(crate) fn is_valid_port_num(port: i64) -> Vec<String> {
         Vec::new()
     } else {
         vec![inclusive_range_error(1, 65535)]
+    }
+}
+
+/// The protocols a port may name (upstream's `supportedPortProtocols`, sorted).
+pub(crate) const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
+
+/// A port's protocol at `field`: required, and one of [`PROTOCOLS`].
+pub(crate) fn validate_protocol(protocol: Option<&str>, field: String, errs: &mut Errs) {
+    match protocol.unwrap_or("") {
+        "" => errs.push(required(field, "")),
+        p if PROTOCOLS.contains(&p) => {}
+        other => errs.push(not_supported(field, other, PROTOCOLS)),
     }
 }
 

@@ -29,6 +29,7 @@ mod volumes;
 mod workloads;
 
 use meta::{child, index};
+pub(crate) use meta::{is_valid_label_value, qualified_name_errors};
 
 /// The kind of a field error, as upstream's field.ErrorType.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,8 +149,8 @@ fn render_value(value: &Value) -> String {
     }
 }
 
-/// Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
+/// Go's `strconv.Quote` (`%q` for a string).
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::meta::{
     child, each_obj, entry_obj, get_obj_mut, index, is_unset, is_valid_port_num, set_if_empty,
-    set_if_unset, str_of, validate_label_selector, Obj,
+    set_if_unset, str_of, validate_label_selector, Obj, PROTOCOLS,
 };
 use super::{forbidden, immutable, invalid, not_supported, required, run, Errs, FieldError};
 
@@ -494,16 +494,8 @@ fn validate_network_policy(np: &NetworkPolicy, _old: Option<&NetworkPolicy>) -> 
         for (i, ports) in all_ports.iter().enumerate() {
             for (j, port) in ports.iter().enumerate() {
                 let p = index(&child(&index(&format!("spec.{direction}"), i), "ports"), j);
-                if let Some(proto) = port
-                    .protocol
-                    .as_deref()
-                    .filter(|p| !matches!(*p, "TCP" | "UDP" | "SCTP"))
-                {
-                    errs.push(not_supported(
-                        child(&p, "protocol"),
-                        proto,
-                        &["SCTP", "TCP", "UDP"],
-                    ));
+                if let Some(proto) = port.protocol.as_deref().filter(|p| !PROTOCOLS.contains(p)) {
+                    errs.push(not_supported(child(&p, "protocol"), proto, PROTOCOLS));
                 }
                 if let Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) =
                     &port.port

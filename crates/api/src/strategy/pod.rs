@@ -95,6 +95,24 @@ pub(crate) fn default_pod(pod: &mut Obj) {
     }
 }
 
+/// The positive cpu and memory quantities (in nano units) of one container's resource list.
+fn cpu_and_memory(list: Option<&Obj>) -> BTreeMap<&'static str, i128> {
+    let mut found = BTreeMap::new();
+    for (name, q) in list.into_iter().flatten() {
+        let Some(name) = ["cpu", "memory"].into_iter().find(|n| n == name) else {
+            continue;
+        };
+        let v = q
+            .as_str()
+            .and_then(|s| parse_quantity(s).ok())
+            .map_or(0, |q| q.nano);
+        if v > 0 {
+            found.insert(name, v);
+        }
+    }
+    found
+}
+
 /// `qos.GetPodQOS`: Guaranteed, Burstable or BestEffort from the containers' cpu and memory.
 pub(crate) fn qos_class(spec: &Value) -> &'static str {
     let mut requests: BTreeMap<&str, i128> = BTreeMap::new();
@@ -107,34 +125,15 @@ pub(crate) fn qos_class(spec: &Value) -> &'static str {
     for c in containers {
         let res = c.get("resources");
         let list = |k: &str| res.and_then(|r| r.get(k)).and_then(Value::as_object);
-        for (name, q) in list("requests").into_iter().flatten() {
-            let Some(name) = ["cpu", "memory"].into_iter().find(|n| n == name) else {
-                continue;
-            };
-            let v = q
-                .as_str()
-                .and_then(|s| parse_quantity(s).ok())
-                .map_or(0, |q| q.nano);
-            if v > 0 {
-                *requests.entry(name).or_insert(0) += v;
-            }
+        for (name, v) in cpu_and_memory(list("requests")) {
+            *requests.entry(name).or_insert(0) += v;
         }
-        let mut found = BTreeSet::new();
-        for (name, q) in list("limits").into_iter().flatten() {
-            let Some(name) = ["cpu", "memory"].into_iter().find(|n| n == name) else {
-                continue;
-            };
-            let v = q
-                .as_str()
-                .and_then(|s| parse_quantity(s).ok())
-                .map_or(0, |q| q.nano);
-            if v > 0 {
-                found.insert(name);
-                *limits.entry(name).or_insert(0) += v;
-            }
-        }
-        if found.len() < 2 {
+        let container_limits = cpu_and_memory(list("limits"));
+        if container_limits.len() < 2 {
             guaranteed = false;
+        }
+        for (name, v) in container_limits {
+            *limits.entry(name).or_insert(0) += v;
         }
     }
     if requests.is_empty() && limits.is_empty() {

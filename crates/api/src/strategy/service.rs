@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::meta::{
     child, each_obj, entry_obj, index, is_qualified_name, is_unset, is_valid_port_num,
-    set_if_empty, set_if_unset, str_of, validate_ip, validate_labels, Obj,
+    set_if_empty, set_if_unset, str_of, validate_ip, validate_labels, validate_protocol, Obj,
 };
 use super::probes::validate_port_num_or_name;
 use super::{duplicate, forbidden, invalid, invalid_json, not_supported, required, Errs};
@@ -212,15 +212,7 @@ pub(crate) fn validate_service(svc: &Service, old: Option<&Service>) -> Errs {
         for msg in is_valid_port_num(i64::from(port.port)) {
             errs.push(invalid(child(&p, "port"), port.port, &msg));
         }
-        match port.protocol.as_deref().unwrap_or("") {
-            "TCP" | "UDP" | "SCTP" => {}
-            "" => errs.push(required(child(&p, "protocol"), "")),
-            other => errs.push(not_supported(
-                child(&p, "protocol"),
-                other,
-                &["SCTP", "TCP", "UDP"],
-            )),
-        }
+        validate_protocol(port.protocol.as_deref(), child(&p, "protocol"), &mut errs);
         let target = port.target_port.clone().unwrap_or_default();
         validate_port_num_or_name(&target, &child(&p, "targetPort"), &mut errs);
         if let Some(ap) = &port.app_protocol {

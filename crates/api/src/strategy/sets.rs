@@ -7,15 +7,15 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use super::meta::{child, normalized, validate_label_selector, validate_labels};
-use super::pod::validate_template_spec;
 use super::workloads::{
-    int_or_percent_value, int_or_string_value, required_selector, selector_matches,
-    template_labels, validate_always_restarts, validate_int_or_percent, validate_selector,
-    MISMATCH,
+    immutable_selector, int_or_percent_value, int_or_string_value, labels_mismatch,
+    required_selector, selector_matches, template_labels, validate_always_restarts,
+    validate_controller_template, validate_int_or_percent, validate_min_ready_seconds,
+    validate_replicas, validate_selector,
 };
 use super::{
-    forbidden, immutable, invalid, invalid_json, nonnegative, not_supported, not_supported_json,
-    required, Errs,
+    forbidden, invalid, invalid_json, nonnegative, not_supported, not_supported_json, required,
+    Errs,
 };
 
 /// `ValidateStatefulSet(Update)`.
@@ -81,16 +81,8 @@ pub(crate) fn validate_stateful_set(sts: &StatefulSet, old: Option<&StatefulSet>
             }
         }
     }
-    nonnegative(
-        i64::from(spec.replicas.unwrap_or(1)),
-        "spec.replicas",
-        &mut errs,
-    );
-    nonnegative(
-        i64::from(spec.min_ready_seconds.unwrap_or(0)),
-        "spec.minReadySeconds",
-        &mut errs,
-    );
+    validate_replicas(spec.replicas, &mut errs);
+    validate_min_ready_seconds(spec.min_ready_seconds, &mut errs);
     if let Some(ordinals) = &spec.ordinals {
         nonnegative(
             i64::from(ordinals.start.unwrap_or(0)),
@@ -105,11 +97,7 @@ pub(crate) fn validate_stateful_set(sts: &StatefulSet, old: Option<&StatefulSet>
         Err(()) => errs.push(invalid_json("spec.selector", &spec.selector, "")),
         Ok(matched) => {
             if !matched {
-                errs.push(invalid_json(
-                    "spec.template.metadata.labels",
-                    &labels,
-                    MISMATCH,
-                ));
+                errs.push(labels_mismatch(&labels));
             }
             let meta = spec.template.metadata.clone().unwrap_or_default();
             validate_labels(
@@ -152,21 +140,8 @@ pub(crate) fn validate_daemon_set(ds: &DaemonSet, old: Option<&DaemonSet>) -> Er
     if let Some(s) = selector {
         validate_label_selector(s, "spec.selector", &mut errs);
     }
-    let labels = template_labels(&spec.template);
-    if selector_matches(selector, &labels) == Ok(false) {
-        errs.push(invalid_json(
-            "spec.template.metadata.labels",
-            &labels,
-            MISMATCH,
-        ));
-    }
-    validate_template_spec(&spec.template, "spec.template", &mut errs);
-    validate_always_restarts(&spec.template, "DaemonSet", "spec.template", &mut errs);
-    nonnegative(
-        i64::from(spec.min_ready_seconds.unwrap_or(0)),
-        "spec.minReadySeconds",
-        &mut errs,
-    );
+    validate_controller_template(&spec.template, selector, "DaemonSet", &mut errs);
+    validate_min_ready_seconds(spec.min_ready_seconds, &mut errs);
     let strategy = spec.update_strategy.clone().unwrap_or_default();
     match strategy.type_.as_deref().unwrap_or("") {
         "OnDelete" => {}
@@ -203,10 +178,7 @@ pub(crate) fn validate_daemon_set(ds: &DaemonSet, old: Option<&DaemonSet>) -> Er
     if let Some(limit) = spec.revision_history_limit {
         nonnegative(i64::from(limit), "spec.revisionHistoryLimit", &mut errs);
     }
-    if let Some(old) = old {
-        let old_selector = old.spec.selector.clone();
-        errs.extend(immutable(&spec.selector, &old_selector, "spec.selector"));
-    }
+    immutable_selector(&spec.selector, old.map(|o| &o.spec.selector), &mut errs);
     errs
 }
 

@@ -18,7 +18,7 @@ use super::meta::{
 use super::pod::{default_template, validate_template_spec};
 use super::{
     forbidden, immutable, invalid, invalid_json, nonnegative, not_supported, not_supported_json,
-    required, Errs,
+    required, Errs, FieldError,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -146,8 +146,41 @@ pub(crate) fn default_daemon_set(ds: &mut Obj) {
 // ---------------------------------------------------------------------------------------------
 // Shared validation
 
-pub(crate) const MISMATCH: &str = "`selector` does not match template `labels`";
+/// The error for template labels the selector does not match.
+pub(crate) fn labels_mismatch(labels: &BTreeMap<String, String>) -> FieldError {
+    invalid_json(
+        "spec.template.metadata.labels",
+        labels,
+        "`selector` does not match template `labels`",
+    )
+}
 
+/// `spec.replicas` (1 when unset) must not be negative.
+pub(crate) fn validate_replicas(replicas: Option<i32>, errs: &mut Errs) {
+    nonnegative(i64::from(replicas.unwrap_or(1)), "spec.replicas", errs);
+}
+
+/// `spec.minReadySeconds` (0 when unset) must not be negative.
+pub(crate) fn validate_min_ready_seconds(min_ready_seconds: Option<i32>, errs: &mut Errs) {
+    nonnegative(
+        i64::from(min_ready_seconds.unwrap_or(0)),
+        "spec.minReadySeconds",
+        errs,
+    );
+}
+
+/// On update, apps/v1's selector may not change.
+pub(crate) fn immutable_selector(
+    selector: &LabelSelector,
+    old: Option<&LabelSelector>,
+    errs: &mut Errs,
+) {
+    if let Some(old) = old {
+        errs.extend(immutable(selector, old, "spec.selector"));
+    }
+}
+
+/// The labels of a pod template.
 pub(crate) fn template_labels(t: &PodTemplateSpec) -> BTreeMap<String, String> {
     t.metadata
         .as_ref()
@@ -171,8 +204,8 @@ pub(crate) fn required_selector(s: &LabelSelector) -> Option<&LabelSelector> {
     (!selector_is_empty(s)).then_some(s)
 }
 
-/// The selector checks of Deployments, ReplicaSets and StatefulSets: required, well formed,
-/// then the template checks (`Err` when the selector cannot be used).
+/// The selector checks of Deployments, ReplicaSets, StatefulSets and Jobs: required and well
+/// formed.
 pub(crate) fn validate_selector(selector: Option<&LabelSelector>, errs: &mut Errs) {
     match selector {
         None => errs.push(required("spec.selector", "")),
@@ -180,8 +213,9 @@ pub(crate) fn validate_selector(selector: Option<&LabelSelector>, errs: &mut Err
     }
 }
 
-/// `ValidatePodTemplateSpecForReplicaSet` (Deployments, ReplicaSets).
-fn validate_rs_template(
+/// `ValidatePodTemplateSpecForReplicaSet` (Deployments, ReplicaSets), also the template checks
+/// of DaemonSets: labels the selector matches, a valid pod template that always restarts.
+pub(crate) fn validate_controller_template(
     t: &PodTemplateSpec,
     selector: Option<&LabelSelector>,
     kind: &str,
@@ -190,14 +224,29 @@ fn validate_rs_template(
     let path = "spec.template";
     let labels = template_labels(t);
     if selector_matches(selector, &labels) == Ok(false) {
-        errs.push(invalid_json(
-            "spec.template.metadata.labels",
-            &labels,
-            MISMATCH,
-        ));
+        errs.push(labels_mismatch(&labels));
     }
     validate_template_spec(t, path, errs);
     validate_always_restarts(t, kind, path, errs);
+}
+
+/// The selector and template checks of Deployments and ReplicaSets: the selector required and
+/// well formed, then, when it can be used at all, [`validate_controller_template`].
+fn validate_selector_and_template(
+    raw: &LabelSelector,
+    template: &PodTemplateSpec,
+    errs: &mut Errs,
+) {
+    let selector = required_selector(raw);
+    validate_selector(selector, errs);
+    let usable = selector.map_or(Ok(false), |s| {
+        super::meta::selector_matches(s, &BTreeMap::new())
+    });
+    if usable.is_err() {
+        errs.push(invalid_json("spec.selector", raw, "invalid label selector"));
+    } else {
+        validate_controller_template(template, selector, "ReplicaSet", errs);
+    }
 }
 
 /// Controllers run their pods forever: restart policy `Always`, no active deadline.
@@ -224,6 +273,8 @@ pub(crate) fn validate_always_restarts(
     }
 }
 
+/// The number an int-or-percent holds: the integer, or the percentage without its `%` (a
+/// string that is no valid percentage parses as a plain number, else 0).
 pub(crate) fn int_or_percent_value(v: &IntOrString) -> Option<i64> {
     match v {
         IntOrString::Int(i) => Some(i64::from(*i)),
@@ -246,18 +297,28 @@ pub(crate) fn validate_int_or_percent(
             for msg in is_valid_percent(s) {
                 errs.push(invalid(path, s.as_str(), &msg));
             }
-            let over = is_valid_percent(s).is_empty()
-                && s.trim_end_matches('%')
-                    .parse::<i64>()
-                    .is_ok_and(|p| p > 100);
-            if at_most_100 && over {
-                errs.push(invalid(path, s.as_str(), "must not be greater than 100%"));
+            if at_most_100 {
+                not_more_than_100_percent(v, path, errs);
             }
         }
         IntOrString::Int(i) => nonnegative(i64::from(*i), path, errs),
     }
 }
 
+/// `IsNotMoreThan100Percent`: a valid percentage may not exceed 100%.
+fn not_more_than_100_percent(v: &IntOrString, path: &str, errs: &mut Errs) {
+    if let IntOrString::String(s) = v {
+        let over = is_valid_percent(s).is_empty()
+            && s.trim_end_matches('%')
+                .parse::<i64>()
+                .is_ok_and(|p| p > 100);
+        if over {
+            errs.push(invalid(path, s.as_str(), "must not be greater than 100%"));
+        }
+    }
+}
+
+/// An int-or-string as the JSON value an error reports.
 pub(crate) fn int_or_string_value(v: &IntOrString) -> Value {
     match v {
         IntOrString::Int(i) => Value::from(*i),
@@ -286,30 +347,18 @@ pub(crate) fn validate_replication_controller(
 ) -> Errs {
     let mut errs = Vec::new();
     let spec = rc.spec.clone().unwrap_or_default();
-    nonnegative(
-        i64::from(spec.min_ready_seconds.unwrap_or(0)),
-        "spec.minReadySeconds",
-        &mut errs,
-    );
+    validate_min_ready_seconds(spec.min_ready_seconds, &mut errs);
     let selector = spec.selector.clone().unwrap_or_default();
     if selector.is_empty() {
         errs.push(required("spec.selector", ""));
     }
-    nonnegative(
-        i64::from(spec.replicas.unwrap_or(1)),
-        "spec.replicas",
-        &mut errs,
-    );
+    validate_replicas(spec.replicas, &mut errs);
     match &spec.template {
         None => errs.push(required("spec.template", "")),
         Some(t) => {
             let labels = template_labels(t);
             if !selector.is_empty() && !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                errs.push(invalid_json(
-                    "spec.template.metadata.labels",
-                    &labels,
-                    MISMATCH,
-                ));
+                errs.push(labels_mismatch(&labels));
             }
             validate_template_spec(t, "spec.template", &mut errs);
             validate_always_restarts(t, "ReplicationController", "spec.template", &mut errs);
@@ -322,25 +371,8 @@ pub(crate) fn validate_replication_controller(
 pub(crate) fn validate_deployment(d: &Deployment, old: Option<&Deployment>) -> Errs {
     let mut errs = Vec::new();
     let spec = d.spec.clone();
-    nonnegative(
-        i64::from(spec.replicas.unwrap_or(1)),
-        "spec.replicas",
-        &mut errs,
-    );
-    let selector = required_selector(&spec.selector);
-    validate_selector(selector, &mut errs);
-    let usable = selector.map_or(Ok(false), |s| {
-        super::meta::selector_matches(s, &BTreeMap::new())
-    });
-    if usable.is_err() {
-        errs.push(invalid_json(
-            "spec.selector",
-            &spec.selector,
-            "invalid label selector",
-        ));
-    } else {
-        validate_rs_template(&spec.template, selector, "ReplicaSet", &mut errs);
-    }
+    validate_replicas(spec.replicas, &mut errs);
+    validate_selector_and_template(&spec.selector, &spec.template, &mut errs);
     let strategy = spec.strategy.clone().unwrap_or_default();
     match strategy.type_.as_deref().unwrap_or("") {
         "Recreate" => {
@@ -376,19 +408,7 @@ pub(crate) fn validate_deployment(d: &Deployment, old: Option<&Deployment>) -> E
                         "may not be 0 when `maxSurge` is 0",
                     ));
                 }
-                if let IntOrString::String(s) = &unavailable {
-                    if is_valid_percent(s).is_empty()
-                        && s.trim_end_matches('%')
-                            .parse::<i64>()
-                            .is_ok_and(|v| v > 100)
-                    {
-                        errs.push(invalid(
-                            child(p, "maxUnavailable"),
-                            s.as_str(),
-                            "must not be greater than 100%",
-                        ));
-                    }
-                }
+                not_more_than_100_percent(&unavailable, &child(p, "maxUnavailable"), &mut errs);
             }
         },
         _ => errs.push(not_supported_json(
@@ -397,8 +417,8 @@ pub(crate) fn validate_deployment(d: &Deployment, old: Option<&Deployment>) -> E
             &["Recreate", "RollingUpdate"],
         )),
     }
+    validate_min_ready_seconds(spec.min_ready_seconds, &mut errs);
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    nonnegative(i64::from(min_ready), "spec.minReadySeconds", &mut errs);
     if let Some(limit) = spec.revision_history_limit {
         nonnegative(i64::from(limit), "spec.revisionHistoryLimit", &mut errs);
     }
@@ -416,10 +436,7 @@ pub(crate) fn validate_deployment(d: &Deployment, old: Option<&Deployment>) -> E
             ));
         }
     }
-    if let Some(old) = old {
-        let old_selector = old.spec.selector.clone();
-        errs.extend(immutable(&spec.selector, &old_selector, "spec.selector"));
-    }
+    immutable_selector(&spec.selector, old.map(|o| &o.spec.selector), &mut errs);
     errs
 }
 
@@ -427,39 +444,14 @@ pub(crate) fn validate_deployment(d: &Deployment, old: Option<&Deployment>) -> E
 pub(crate) fn validate_replica_set(rs: &ReplicaSet, old: Option<&ReplicaSet>) -> Errs {
     let mut errs = Vec::new();
     let spec = rs.spec.clone();
-    nonnegative(
-        i64::from(spec.replicas.unwrap_or(1)),
-        "spec.replicas",
+    validate_replicas(spec.replicas, &mut errs);
+    validate_min_ready_seconds(spec.min_ready_seconds, &mut errs);
+    validate_selector_and_template(
+        &spec.selector,
+        &spec.template.clone().unwrap_or_default(),
         &mut errs,
     );
-    nonnegative(
-        i64::from(spec.min_ready_seconds.unwrap_or(0)),
-        "spec.minReadySeconds",
-        &mut errs,
-    );
-    let selector = required_selector(&spec.selector);
-    validate_selector(selector, &mut errs);
-    let usable = selector.map_or(Ok(false), |s| {
-        super::meta::selector_matches(s, &BTreeMap::new())
-    });
-    if usable.is_err() {
-        errs.push(invalid_json(
-            "spec.selector",
-            &spec.selector,
-            "invalid label selector",
-        ));
-    } else {
-        validate_rs_template(
-            &spec.template.clone().unwrap_or_default(),
-            selector,
-            "ReplicaSet",
-            &mut errs,
-        );
-    }
-    if let Some(old) = old {
-        let old_selector = old.spec.selector.clone();
-        errs.extend(immutable(&spec.selector, &old_selector, "spec.selector"));
-    }
+    immutable_selector(&spec.selector, old.map(|o| &o.spec.selector), &mut errs);
     errs
 }
 
