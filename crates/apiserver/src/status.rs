@@ -29,6 +29,13 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
+    /// For errors that concern no object (the store as a whole).
+    pub const NONE: Target<'static> = Target {
+        resource: "",
+        group: "",
+        name: "",
+    };
+
     /// `pods` or `deployments.apps`, as upstream names a resource in messages.
     fn qualified(&self) -> String {
         if self.group.is_empty() {
@@ -66,27 +73,21 @@ impl ApiError {
         use tug_store::Error as E;
         let what = format!("{} {:?}", target.qualified(), target.name);
         let (code, reason, message, details) = match err {
-            E::NotFound { .. } => (
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                format!("{what} not found"),
-                Some(target.details()),
-            ),
+            E::NotFound { .. } => return ApiError::not_found(target),
             E::AlreadyExists { .. } => (
                 StatusCode::CONFLICT,
                 "AlreadyExists",
                 format!("{what} already exists"),
                 Some(target.details()),
             ),
-            E::Conflict { .. } => (
-                StatusCode::CONFLICT,
-                "Conflict",
-                format!(
-                    "Operation cannot be fulfilled on {what}: the object has been modified; \
-                     please apply your changes to the latest version and try again"
-                ),
-                Some(target.details()),
-            ),
+            E::Conflict { .. } => {
+                return ApiError::conflict(
+                    target,
+                    "the object has been modified; please apply your changes to the latest \
+                     version and try again"
+                        .to_owned(),
+                )
+            }
             E::Compacted { requested, oldest } => (
                 StatusCode::GONE,
                 "Expired",

@@ -110,7 +110,7 @@ pub struct ResourceCache {
     /// The resource.
     pub info: &'static ResourceInfo,
     /// Its store prefix.
-    pub prefix: String,
+    pub prefix: &'static str,
     inner: RwLock<Inner>,
 }
 
@@ -178,13 +178,6 @@ impl ResourceCache {
     /// The revision of the last change to this resource.
     pub fn last_change(&self) -> i64 {
         self.read().rv
-    }
-
-    /// Whether any object of this resource lives in `namespace`.
-    pub fn any_in(&self, namespace: &str) -> bool {
-        range(&self.read().objects, Some(namespace))
-            .next()
-            .is_some()
     }
 
     /// Starts a watch: after `after` (> 0), or with the current objects first (`after` 0).
@@ -280,7 +273,7 @@ impl ResourceCache {
 /// The cache of every resource.
 pub struct Cache {
     resources: Vec<ResourceCache>,
-    by_prefix: HashMap<String, usize>,
+    by_prefix: HashMap<&'static str, usize>,
     /// Revision of the last store event applied.
     rv: AtomicI64,
     rv_tx: watch::Sender<i64>,
@@ -321,7 +314,7 @@ impl Cache {
         let by_prefix = resources
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.prefix.clone(), i))
+            .map(|(i, r)| (r.prefix, i))
             .collect();
         let (rv_tx, _) = watch::channel(0);
         let cache = Arc::new(Cache {
@@ -422,7 +415,7 @@ impl Cache {
     /// The cache of one resource.
     pub fn resource(&self, info: &ResourceInfo) -> Option<&ResourceCache> {
         self.by_prefix
-            .get(&object::storage_prefix(info))
+            .get(object::storage_prefix(info))
             .map(|&i| &self.resources[i])
     }
 
@@ -442,27 +435,18 @@ impl Cache {
                     requested: rv,
                     current: self.rv.load(Ordering::Acquire),
                 },
-                crate::status::Target {
-                    resource: "",
-                    group: "",
-                    name: "",
-                },
+                crate::status::Target::NONE,
             )),
         }
     }
 
     /// Waits until the cache reflects every write acknowledged so far (a consistent read).
     pub async fn wait_fresh(&self) -> Result<(), ApiError> {
-        let rv = self.store.current_revision().await.map_err(|e| {
-            ApiError::from_store(
-                &e,
-                crate::status::Target {
-                    resource: "",
-                    group: "",
-                    name: "",
-                },
-            )
-        })?;
+        let rv = self
+            .store
+            .current_revision()
+            .await
+            .map_err(|e| ApiError::from_store(&e, crate::status::Target::NONE))?;
         self.wait_for(rv).await
     }
 }

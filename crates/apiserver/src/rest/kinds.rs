@@ -1,6 +1,6 @@
 //! The server-side rules that differ by kind and need the server's state or clock (defaults
 //! and validation without state live in `tug_api::strategy`): status reset on create and
-//! status kept on spec writes, generation, pod phase and QoS class, graceful deletion of
+//! status kept on spec writes, generation, graceful deletion of
 //! pods and namespaces, and service ClusterIP/NodePort allocation.
 
 use serde_json::{json, Value};
@@ -17,19 +17,16 @@ pub fn status_is_separate(info: &ResourceInfo) -> bool {
 }
 
 /// Server-set fields of a new object, before defaulting: status cleared where it is
-/// separate, a pod's phase and QoS class, generation 1 for kinds with a spec.
+/// separate (the kind's strategy then sets its initial status: a pod's phase and QoS class, a
+/// namespace's phase), generation 1 for kinds with a spec.
 pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
-    if status_is_separate(info) && info.plural != "namespaces" {
+    if status_is_separate(info) {
         if let Value::Object(m) = obj {
             m.remove("status");
         }
     }
     if obj.get("spec").is_some() {
         object::set_meta(obj, "generation", 1);
-    }
-    if info.group.is_empty() && info.plural == "pods" {
-        let qos = qos_class(&obj["spec"]);
-        obj["status"] = json!({ "phase": "Pending", "qosClass": qos });
     }
 }
 
@@ -74,36 +71,6 @@ pub fn apply_status(old: &Value, sent: &Value) -> Value {
         }
     }
     out
-}
-
-/// Upstream's QoS class of a pod spec.
-pub fn qos_class(spec: &Value) -> &'static str {
-    let containers = spec["containers"]
-        .as_array()
-        .into_iter()
-        .chain(spec["initContainers"].as_array())
-        .flatten();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in containers {
-        let requests = &c["resources"]["requests"];
-        let limits = &c["resources"]["limits"];
-        for res in ["cpu", "memory"] {
-            let req = requests.get(res).or_else(|| limits.get(res));
-            let lim = limits.get(res);
-            if req.is_some() || lim.is_some() {
-                any = true;
-            }
-            if lim.is_none() || req != lim {
-                guaranteed = false;
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
-    }
 }
 
 /// How a DELETE proceeds for an object.
@@ -219,6 +186,14 @@ fn field_error(field: String, value: Value, detail: String) -> FieldError {
     }
 }
 
+/// Gives a service spec one IPv4 cluster address (or "None", headless).
+fn set_single_stack(spec: &mut Value, ip: &str) {
+    spec["clusterIP"] = json!(ip);
+    spec["clusterIPs"] = json!([ip]);
+    spec["ipFamilies"] = json!(["IPv4"]);
+    spec["ipFamilyPolicy"] = json!("SingleStack");
+}
+
 /// Allocates a service's ClusterIP and NodePorts (new ones only, on update: what `old`
 /// held is kept, what the new spec no longer uses is released after the write).
 pub fn allocate(
@@ -251,9 +226,7 @@ pub fn allocate(
             m.remove("clusterIPs");
         }
     } else if ip == "None" {
-        spec["clusterIPs"] = json!(["None"]);
-        spec["ipFamilies"] = json!(["IPv4"]);
-        spec["ipFamilyPolicy"] = json!("SingleStack");
+        set_single_stack(spec, "None");
     } else if ip.is_empty() || ip != old_ip {
         let wanted = if ip.is_empty() {
             None
@@ -274,10 +247,7 @@ pub fn allocate(
             )]
         })?;
         taken.ip = Some(got);
-        spec["clusterIP"] = json!(got.to_string());
-        spec["clusterIPs"] = json!([got.to_string()]);
-        spec["ipFamilies"] = json!(["IPv4"]);
-        spec["ipFamilyPolicy"] = json!("SingleStack");
+        set_single_stack(spec, &got.to_string());
     }
     let old_ports: Vec<u16> = old.map(|o| super::alloc::held(o).1).unwrap_or_default();
     let node_ports = wants_node_ports(spec);
@@ -354,18 +324,6 @@ pub fn release_all(info: &ResourceInfo, alloc: &mut Allocator, obj: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn qos_classes() {
-        assert_eq!(
-            qos_class(&json!({"containers": [{"name": "a"}]})),
-            "BestEffort"
-        );
-        let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
-        assert_eq!(qos_class(&g), "Guaranteed");
-        let b = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});
-        assert_eq!(qos_class(&b), "Burstable");
-    }
 
     #[test]
     fn pods_on_nodes_are_deleted_gracefully() {

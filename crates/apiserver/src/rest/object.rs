@@ -2,28 +2,39 @@
 //! manages (name, namespace, resourceVersion, uid, generation, deletion), storage keys, and
 //! the typed round trip that checks a body against its kind's schema.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use tug_api::ResourceInfo;
 
 /// Where a resource's objects live in the store: `/registry/<group>/<plural>/`, with the
 /// version appended for a resource that is not its group's first-listed version (those are
-/// kept apart until conversion between versions exists).
-pub fn storage_prefix(info: &ResourceInfo) -> String {
-    let group = if info.group.is_empty() {
-        "core"
-    } else {
-        info.group
-    };
-    let preferred = tug_api::catalogue()
-        .iter()
-        .find(|r| r.group == info.group && r.plural == info.plural)
-        .is_none_or(|r| r.version == info.version);
-    if preferred {
-        format!("/registry/{group}/{}/", info.plural)
-    } else {
-        format!("/registry/{group}/{}.{}/", info.plural, info.version)
-    }
+/// kept apart until conversion between versions exists). Computed once per resource.
+pub fn storage_prefix(info: &ResourceInfo) -> &'static str {
+    static PREFIXES: LazyLock<HashMap<(&str, &str, &str), String>> = LazyLock::new(|| {
+        let catalogue = tug_api::catalogue();
+        catalogue
+            .iter()
+            .map(|r| {
+                let group = if r.group.is_empty() { "core" } else { r.group };
+                let preferred = catalogue
+                    .iter()
+                    .find(|p| p.group == r.group && p.plural == r.plural)
+                    .is_none_or(|p| p.version == r.version);
+                let prefix = if preferred {
+                    format!("/registry/{group}/{}/", r.plural)
+                } else {
+                    format!("/registry/{group}/{}.{}/", r.plural, r.version)
+                };
+                ((r.group, r.version, r.plural), prefix)
+            })
+            .collect()
+    });
+    PREFIXES
+        .get(&(info.group, info.version, info.plural))
+        .map_or("/registry/unknown/", String::as_str)
 }
 
 /// The key of one object below its resource's prefix: `ns/name` or `name`.
@@ -93,11 +104,11 @@ pub fn is_deleting(obj: &Value) -> bool {
 }
 
 /// The object as stored: JSON without `metadata.resourceVersion` (the store's revision is
-/// the resource version).
-pub fn encode_for_store(obj: &Value) -> Bytes {
-    let mut copy = obj.clone();
-    remove_meta(&mut copy, "resourceVersion");
-    Bytes::from(serde_json::to_vec(&copy).unwrap_or_default())
+/// the resource version). Removes it from `obj` rather than copying the object; callers set
+/// the new one from the write's revision.
+pub fn encode_for_store(obj: &mut Value) -> Bytes {
+    remove_meta(obj, "resourceVersion");
+    Bytes::from(serde_json::to_vec(obj).unwrap_or_default())
 }
 
 /// Parses a stored object and gives it its resource version.
@@ -156,8 +167,8 @@ mod tests {
 
     #[test]
     fn stored_objects_carry_no_resource_version() {
-        let obj = json!({"metadata": {"name": "a", "resourceVersion": "5"}});
-        let bytes = encode_for_store(&obj);
+        let mut obj = json!({"metadata": {"name": "a", "resourceVersion": "5"}});
+        let bytes = encode_for_store(&mut obj);
         assert!(!String::from_utf8_lossy(&bytes).contains("resourceVersion"));
         let back = decode_stored(&bytes, 9).unwrap();
         assert_eq!(back["metadata"]["resourceVersion"], "9");

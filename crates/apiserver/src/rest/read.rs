@@ -119,7 +119,7 @@ async fn from_store(
     let resource_prefix = object::storage_prefix(t.info);
     let mut items = Vec::with_capacity(page.items.len());
     for kv in page.items {
-        let key = kv.key.strip_prefix(&resource_prefix).unwrap_or(&kv.key);
+        let key = kv.key.strip_prefix(resource_prefix).unwrap_or(&kv.key);
         let cached = Cached::new(key.to_owned(), kv.mod_revision, &kv.value)
             .map_err(|e| ApiError::internal(format!("undecodable object {}: {e}", kv.key)))?;
         items.push(Arc::new(cached));

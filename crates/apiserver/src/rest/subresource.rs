@@ -52,7 +52,7 @@ pub async fn handle(
         ("status", Method::PATCH) => write::patch(reg, t, q, headers, body, Part::Status).await,
         ("scale", Method::GET) => {
             let obj = current(reg, t).await?;
-            Ok(render::value_response(StatusCode::OK, &scale_of(t, &obj)))
+            Ok(render::value_response(StatusCode::OK, &scale_of(&obj)))
         }
         ("scale", Method::PUT) => {
             request::object_body_type(headers)?;
@@ -143,7 +143,7 @@ fn selector_text(sel: &Value) -> String {
 }
 
 /// The Scale of a workload.
-fn scale_of(t: &Target, obj: &Value) -> Value {
+fn scale_of(obj: &Value) -> Value {
     let meta = &obj["metadata"];
     let mut m = json!({});
     for f in [
@@ -157,7 +157,6 @@ fn scale_of(t: &Target, obj: &Value) -> Value {
             m[f] = v.clone();
         }
     }
-    let _ = t;
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -179,14 +178,11 @@ async fn set_scale(
 ) -> Result<Response, ApiError> {
     let dry_run = q.dry_run()?;
     let updated = write::update_with(reg, t, Part::Main, dry_run, |old| {
-        let current = scale_of(t, old);
+        let current = scale_of(old);
         let scale = new_scale(&current)?;
-        if scale["kind"].as_str().is_some_and(|k| k != "Scale") {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({}) does not match the expected kind (Scale)",
-                scale["kind"].as_str().unwrap_or("")
-            )));
-        }
+        let mut map = write::object_map(scale)?;
+        write::check_type_field(&mut map, "kind", "kind", "Scale")?;
+        let scale = Value::Object(map);
         let replicas = scale["spec"]["replicas"].as_i64().unwrap_or(0);
         if replicas < 0 {
             let err = FieldError {
@@ -202,17 +198,13 @@ async fn set_scale(
                 &[err],
             ));
         }
-        let expected = write::precondition(&scale)?;
-        let expected = expected.filter(|rv| Some(*rv) != write::precondition(old).ok().flatten());
+        let expected = write::changed_precondition(&scale, &current)?;
         let mut new = old.clone();
         new["spec"]["replicas"] = json!(replicas);
         Ok((new, expected))
     })
     .await?;
-    Ok(render::value_response(
-        StatusCode::OK,
-        &scale_of(t, &updated.obj),
-    ))
+    Ok(render::value_response(StatusCode::OK, &scale_of(&updated)))
 }
 
 fn success() -> Value {
@@ -240,7 +232,7 @@ async fn bind(
     }
     let name = t.name_str().to_owned();
     let key = write::key_of(t, &name);
-    loop {
+    for _ in 0..write::RETRIES {
         let (kv, mut pod) = write::load(reg, t, &key).await?;
         if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
             return Err(ApiError::conflict(
@@ -271,19 +263,19 @@ async fn bind(
         conditions.push(condition);
         pod["status"]["conditions"] = json!(conditions);
         if dry_run {
-            break;
+            return Ok(render::value_response(StatusCode::CREATED, &success()));
         }
         match reg
             .store
-            .update(&key, object::encode_for_store(&pod), kv.mod_revision)
+            .update(&key, object::encode_for_store(&mut pod), kv.mod_revision)
             .await
         {
-            Ok(_) => break,
+            Ok(_) => return Ok(render::value_response(StatusCode::CREATED, &success())),
             Err(tug_store::Error::Conflict { .. }) => continue,
             Err(e) => return Err(ApiError::from_store(&e, t.status_target())),
         }
     }
-    Ok(render::value_response(StatusCode::CREATED, &success()))
+    Err(write::kept_changing(t))
 }
 
 /// pods/eviction: deletes the pod with the eviction's options.
@@ -293,19 +285,9 @@ async fn evict(
     q: &Query,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let eviction = request::parse_json(body)?;
-    if let Some(kind) = eviction["kind"].as_str() {
-        if kind != "Eviction" {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({kind}) does not match the expected kind (Eviction)"
-            )));
-        }
-    }
-    let opts_body = Bytes::from(
-        serde_json::to_vec(&eviction.get("deleteOptions").cloned().unwrap_or(json!({})))
-            .unwrap_or_default(),
-    );
-    let opts = write::delete_options(q, &opts_body)?;
+    let mut eviction = write::object_map(request::parse_json(body)?)?;
+    write::check_type_field(&mut eviction, "kind", "kind", "Eviction")?;
+    let opts = write::delete_options_from(q, eviction.get("deleteOptions"))?;
     write::delete_one(reg, t, &opts).await?;
     Ok(render::value_response(StatusCode::CREATED, &success()))
 }
@@ -332,5 +314,5 @@ async fn finalize(
         Ok((new, None))
     })
     .await?;
-    Ok(render::value_response(StatusCode::OK, &updated.obj))
+    Ok(render::value_response(StatusCode::OK, &updated))
 }

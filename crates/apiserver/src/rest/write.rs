@@ -22,7 +22,7 @@ use super::Registry;
 use crate::status::ApiError;
 
 /// How many times a write retries after losing a compare-and-swap race.
-const RETRIES: usize = 16;
+pub(crate) const RETRIES: usize = 16;
 
 /// A decoded body and the warnings it earned.
 pub struct Decoded {
@@ -32,53 +32,50 @@ pub struct Decoded {
     pub warnings: Vec<String>,
 }
 
+/// Checks a body's `field` (`apiVersion` or `kind`) against `expected`, filling it in when
+/// absent; `what` names it in the 400 ("API version", "kind").
+pub fn check_type_field(
+    map: &mut serde_json::Map<String, Value>,
+    field: &str,
+    what: &str,
+    expected: &str,
+) -> Result<(), ApiError> {
+    match map.get(field).and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert(field.into(), expected.into());
+            Ok(())
+        }
+        Some(v) if v == expected => Ok(()),
+        Some(v) => Err(ApiError::bad_request(format!(
+            "the {what} in the data ({v}) does not match the expected {what} ({expected})"
+        ))),
+    }
+}
+
+/// A body as a JSON object, else 400.
+pub fn object_map(sent: Value) -> Result<serde_json::Map<String, Value>, ApiError> {
+    match sent {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::bad_request(
+            "the request body must be a JSON object".to_owned(),
+        )),
+    }
+}
+
 /// Decodes an object body for `t`: JSON, the right apiVersion and kind (filled in when
 /// absent), the kind's schema, and unknown fields per `fieldValidation`.
-pub fn decode_object(
-    t: &Target,
-    q: &Query,
-    sent: Value,
-    kind: &str,
-    api_version: &str,
-) -> Result<Decoded, ApiError> {
-    let Value::Object(mut map) = sent else {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON object".to_owned(),
-        ));
-    };
-    match map.get("apiVersion").and_then(Value::as_str) {
-        None | Some("") => {
-            map.insert("apiVersion".into(), api_version.into());
-        }
-        Some(v) if v == api_version => {}
-        Some(v) => {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({v}) does not match the expected API version ({api_version})"
-            )))
-        }
-    }
-    match map.get("kind").and_then(Value::as_str) {
-        None | Some("") => {
-            map.insert("kind".into(), kind.into());
-        }
-        Some(k) if k == kind => {}
-        Some(k) => {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({k}) does not match the expected kind ({kind}) of {}",
-                t.info.plural
-            )))
-        }
-    }
+pub fn decode_object(t: &Target, q: &Query, sent: Value) -> Result<Decoded, ApiError> {
+    let kind = t.info.kind;
+    let mut map = object_map(sent)?;
+    check_type_field(
+        &mut map,
+        "apiVersion",
+        "API version",
+        &t.info.group_version(),
+    )?;
+    check_type_field(&mut map, "kind", "kind", kind)?;
     let sent = Value::Object(map);
-    let normalize = if kind == t.info.kind {
-        t.info.normalize
-    } else {
-        // Subresource kinds (Scale, Binding, Eviction) are checked by their handlers.
-        return Ok(Decoded {
-            obj: sent,
-            warnings: Vec::new(),
-        });
-    };
+    let normalize = t.info.normalize;
     let obj = normalize(sent.clone()).map_err(|e| {
         ApiError::bad_request(format!(
             "{kind} in version {:?} cannot be handled as a {kind}: {e}",
@@ -200,8 +197,7 @@ pub async fn create(
     request::object_body_type(headers)?;
     let dry_run = q.dry_run()?;
     let sent = request::parse_json(body)?;
-    let Decoded { mut obj, warnings } =
-        decode_object(t, q, sent, t.info.kind, &t.info.group_version())?;
+    let Decoded { mut obj, warnings } = decode_object(t, q, sent)?;
     if let (Some(url_ns), Some(obj_ns)) = (t.namespace.as_deref(), object::namespace(&obj)) {
         if url_ns != obj_ns {
             return Err(ApiError::bad_request(
@@ -266,7 +262,11 @@ pub async fn create(
         return Ok(with_warnings(res, &warnings));
     }
     let key = key_of(t, &name);
-    match reg.store.create(&key, object::encode_for_store(&obj)).await {
+    match reg
+        .store
+        .create(&key, object::encode_for_store(&mut obj))
+        .await
+    {
         Ok(kv) => {
             object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
             let res = render::value_response(StatusCode::CREATED, &obj);
@@ -292,14 +292,6 @@ pub enum Part {
     Status,
 }
 
-/// The outcome of [`update_with`].
-pub struct Updated {
-    /// The object as stored (or as it would be, for a dry run).
-    pub obj: Value,
-    /// Whether it was deleted (the last finalizer went away).
-    pub deleted: bool,
-}
-
 /// Reads the object, computes its new state with `change` (which may also name the
 /// resourceVersion the client expects), applies the server's rules and writes it with
 /// compare-and-swap, retrying when another writer won and the client named no version.
@@ -309,7 +301,7 @@ pub async fn update_with(
     part: Part,
     dry_run: bool,
     change: impl Fn(&Value) -> Result<(Value, Option<i64>), ApiError>,
-) -> Result<Updated, ApiError> {
+) -> Result<Value, ApiError> {
     let name = t.name_str().to_owned();
     let key = key_of(t, &name);
     for _ in 0..RETRIES {
@@ -380,27 +372,18 @@ pub async fn update_with(
         }
         object::set_meta(&mut new, "resourceVersion", kv.mod_revision.to_string());
         if new == old {
-            return Ok(Updated {
-                obj: old,
-                deleted: false,
-            });
+            return Ok(old);
         }
         if dry_run {
             taken.undo(&mut reg.allocator());
-            return Ok(Updated {
-                obj: new,
-                deleted: false,
-            });
+            return Ok(new);
         }
         if kinds::ready_to_remove(t.info, &new) {
             return match reg.store.delete(&key, Some(kv.mod_revision)).await {
                 Ok(kv) => {
                     kinds::release_all(t.info, &mut reg.allocator(), &old);
                     object::set_meta(&mut new, "resourceVersion", kv.mod_revision.to_string());
-                    Ok(Updated {
-                        obj: new,
-                        deleted: true,
-                    })
+                    Ok(new)
                 }
                 Err(tug_store::Error::Conflict { .. }) if expected.is_none() => continue,
                 Err(e) => Err(store_err(t, &e)),
@@ -408,7 +391,7 @@ pub async fn update_with(
         }
         match reg
             .store
-            .update(&key, object::encode_for_store(&new), kv.mod_revision)
+            .update(&key, object::encode_for_store(&mut new), kv.mod_revision)
             .await
         {
             Ok(written) => {
@@ -418,10 +401,7 @@ pub async fn update_with(
                     "resourceVersion",
                     written.mod_revision.to_string(),
                 );
-                return Ok(Updated {
-                    obj: new,
-                    deleted: false,
-                });
+                return Ok(new);
             }
             Err(tug_store::Error::Conflict { .. }) if expected.is_none() => {
                 taken.undo(&mut reg.allocator());
@@ -432,10 +412,7 @@ pub async fn update_with(
             }
         }
     }
-    Err(ApiError::conflict(
-        t.status_target(),
-        "the object kept changing; please try again".to_owned(),
-    ))
+    Err(kept_changing(t))
 }
 
 /// The resourceVersion a body names, if any (a precondition).
@@ -444,6 +421,23 @@ pub fn precondition(obj: &Value) -> Result<Option<i64>, ApiError> {
         None | Some("") => Ok(None),
         Some(s) => super::read::parse_rv(s).map(Some),
     }
+}
+
+/// 409 after [`RETRIES`] lost compare-and-swap races in a row.
+pub fn kept_changing(t: &Target) -> ApiError {
+    ApiError::conflict(
+        t.status_target(),
+        "the object kept changing; please try again".to_owned(),
+    )
+}
+
+/// The precondition of an object computed from `old` (a patched object, a Scale): none if it
+/// kept `old`'s resourceVersion (so a lost race retries), else the one it names.
+pub fn changed_precondition(new: &Value, old: &Value) -> Result<Option<i64>, ApiError> {
+    Ok(match (precondition(new)?, precondition(old)?) {
+        (Some(n), Some(o)) if n != o => Some(n),
+        _ => None,
+    })
 }
 
 /// PUT: replaces an object (or, with `part`, its status).
@@ -458,11 +452,10 @@ pub async fn replace(
     request::object_body_type(headers)?;
     let dry_run = q.dry_run()?;
     let sent = request::parse_json(body)?;
-    let Decoded { obj, warnings } =
-        decode_object(t, q, sent, t.info.kind, &t.info.group_version())?;
+    let Decoded { obj, warnings } = decode_object(t, q, sent)?;
     let expected = precondition(&obj)?;
     let updated = update_with(reg, t, part, dry_run, |_| Ok((obj.clone(), expected))).await?;
-    let res = render::value_response(StatusCode::OK, &updated.obj);
+    let res = render::value_response(StatusCode::OK, &updated);
     Ok(with_warnings(res, &warnings))
 }
 
@@ -497,7 +490,7 @@ pub fn apply_patch(
             })
         }
     }
-    let decoded = decode_object(t, q, doc, t.info.kind, &t.info.group_version())?;
+    let decoded = decode_object(t, q, doc)?;
     Ok((decoded.obj, decoded.warnings))
 }
 
@@ -517,15 +510,11 @@ pub async fn patch(
     let updated = update_with(reg, t, part, dry_run, |old| {
         let (new, w) = apply_patch(t, q, kind, &doc, old)?;
         *warnings.lock().unwrap_or_else(|e| e.into_inner()) = w;
-        // A patch that sets a resourceVersion makes it a precondition.
-        let expected = match (precondition(&new)?, precondition(old)?) {
-            (Some(n), Some(o)) if n != o => Some(n),
-            _ => None,
-        };
+        let expected = changed_precondition(&new, old)?;
         Ok((new, expected))
     })
     .await?;
-    let res = render::value_response(StatusCode::OK, &updated.obj);
+    let res = render::value_response(StatusCode::OK, &updated);
     let warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(with_warnings(res, &warnings))
 }
@@ -543,11 +532,19 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
-/// Reads DeleteOptions from a DELETE request.
+/// Reads DeleteOptions from a DELETE request's body (possibly empty) and query.
 pub fn delete_options(q: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return delete_options_from(q, None);
+    }
+    delete_options_from(q, Some(&request::parse_json(body)?))
+}
+
+/// DeleteOptions from an already parsed object (the body, or an Eviction's deleteOptions)
+/// and the query.
+pub fn delete_options_from(q: &Query, v: Option<&Value>) -> Result<DeleteOptions, ApiError> {
     let mut opts = DeleteOptions::default();
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        let v = request::parse_json(body)?;
+    if let Some(v) = v {
         if !v.is_object() {
             return Err(ApiError::bad_request(
                 "DeleteOptions must be a JSON object".to_owned(),
@@ -637,7 +634,7 @@ pub async fn delete_one(
                     if !opts.dry_run {
                         match reg
                             .store
-                            .update(&key, object::encode_for_store(&obj), kv.mod_revision)
+                            .update(&key, object::encode_for_store(&mut obj), kv.mod_revision)
                             .await
                         {
                             Ok(w) => object::set_meta(
@@ -678,10 +675,7 @@ pub async fn delete_one(
             }
         }
     }
-    Err(ApiError::conflict(
-        t.status_target(),
-        "the object kept changing; please try again".to_owned(),
-    ))
+    Err(kept_changing(t))
 }
 
 /// DELETE on an object.
