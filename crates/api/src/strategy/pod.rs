@@ -555,6 +555,10 @@ mod tests {
         );
         default_object("", "pods", &mut guaranteed);
         assert_eq!(guaranteed["status"]["qosClass"], "Guaranteed");
+        // (Moved from the apiserver, which had its own copy of the QoS rule.)
+        let mut best_effort = pod(json!([{"name": "a", "image": "a"}]));
+        default_object("", "pods", &mut best_effort);
+        assert_eq!(best_effort["status"]["qosClass"], "BestEffort");
     }
 
     #[test]
