@@ -108,23 +108,28 @@ const SUB: &[&str] = &["get", "patch", "update"];
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
 
-const fn status(group: &'static str, version: &'static str, kind: &'static str) -> Subresource {
+/// A subresource `name` answering with `group/version` `kind`, serving `verbs`.
+const fn sub(
+    name: &'static str,
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+) -> Subresource {
     Subresource {
-        name: "status",
+        name,
         group,
         version,
         kind,
-        verbs: SUB,
+        verbs,
     }
 }
 
-const SCALE: Subresource = Subresource {
-    name: "scale",
-    group: "autoscaling",
-    version: "v1",
-    kind: "Scale",
-    verbs: SUB,
-};
+const fn status(group: &'static str, version: &'static str, kind: &'static str) -> Subresource {
+    sub("status", group, version, kind, SUB)
+}
+
+const SCALE: Subresource = sub("scale", "autoscaling", "v1", "Scale", SUB);
 
 /// The entry for `T`, with what its type does not say.
 const fn info<T: Resource + serde::de::DeserializeOwned + serde::Serialize>(
@@ -152,48 +157,18 @@ where
 
 const POD_SUBRESOURCES: &[Subresource] = &[
     status("", "v1", "Pod"),
-    Subresource {
-        name: "binding",
-        group: "",
-        version: "v1",
-        kind: "Binding",
-        verbs: &["create"],
-    },
-    Subresource {
-        name: "eviction",
-        group: "policy",
-        version: "v1",
-        kind: "Eviction",
-        verbs: &["create"],
-    },
-    Subresource {
-        name: "log",
-        group: "",
-        version: "v1",
-        kind: "Pod",
-        verbs: &["get"],
-    },
-    Subresource {
-        name: "exec",
-        group: "",
-        version: "v1",
-        kind: "PodExecOptions",
-        verbs: &["create", "get"],
-    },
-    Subresource {
-        name: "attach",
-        group: "",
-        version: "v1",
-        kind: "PodAttachOptions",
-        verbs: &["create", "get"],
-    },
-    Subresource {
-        name: "portforward",
-        group: "",
-        version: "v1",
-        kind: "PodPortForwardOptions",
-        verbs: &["create", "get"],
-    },
+    sub("binding", "", "v1", "Binding", &["create"]),
+    sub("eviction", "policy", "v1", "Eviction", &["create"]),
+    sub("log", "", "v1", "Pod", &["get"]),
+    sub("exec", "", "v1", "PodExecOptions", &["create", "get"]),
+    sub("attach", "", "v1", "PodAttachOptions", &["create", "get"]),
+    sub(
+        "portforward",
+        "",
+        "v1",
+        "PodPortForwardOptions",
+        &["create", "get"],
+    ),
 ];
 
 static CATALOGUE: &[ResourceInfo] = &[
@@ -206,13 +181,7 @@ static CATALOGUE: &[ResourceInfo] = &[
         ],
         &[
             status("", "v1", "Namespace"),
-            Subresource {
-                name: "finalize",
-                group: "",
-                version: "v1",
-                kind: "Namespace",
-                verbs: &["update"],
-            },
+            sub("finalize", "", "v1", "Namespace", &["update"]),
         ],
     ),
     info::<core::Pod>(&["po"], ALL, RW, POD_SUBRESOURCES),
@@ -328,13 +297,13 @@ static CATALOGUE: &[ResourceInfo] = &[
         RW,
         &[
             status("certificates.k8s.io", "v1", "CertificateSigningRequest"),
-            Subresource {
-                name: "approval",
-                group: "certificates.k8s.io",
-                version: "v1",
-                kind: "CertificateSigningRequest",
-                verbs: SUB,
-            },
+            sub(
+                "approval",
+                "certificates.k8s.io",
+                "v1",
+                "CertificateSigningRequest",
+                SUB,
+            ),
         ],
     ),
 ];
