@@ -320,33 +320,36 @@ fn stale_updates_conflict_and_lists_page() {
     assert_eq!(names, ["c0", "c1", "c2", "c3", "c4"]);
 }
 
-#[test]
-fn watches_follow_resource_versions() {
-    let mut server = Server::start(&[]);
-    let (_, body) = curl(&server, "POST", CMS, &[JSON], Some(&cm("w1")));
-    let rv1: i64 = serde_json::from_str::<Value>(&body).unwrap()["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let (_, body) = curl(&server, "POST", CMS, &[JSON], Some(&cm("w2")));
-    let rv2 = serde_json::from_str::<Value>(&body).unwrap()["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // From rv1: only the later change. timeoutSeconds ends the stream.
-    let (code, body) = curl(
-        &server,
-        "GET",
-        &format!("{CMS}?watch=1&resourceVersion={rv1}&timeoutSeconds=1&allowWatchBookmarks=true"),
-        &[],
-        None,
-    );
-    assert_eq!(code, 200);
-    let events: Vec<Value> = body
+/// A watch of the ConfigMaps with `query` (which ends it, e.g. by timeoutSeconds): the HTTP
+/// code, the raw body and its events.
+fn watch(server: &Server, query: &str) -> (u16, String, Vec<Value>) {
+    let (code, body) = curl(server, "GET", &format!("{CMS}?{query}"), &[], None);
+    let events = body
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    (code, body, events)
+}
+
+/// The resourceVersion of a created object's response body.
+fn created_rv(body: &str) -> String {
+    serde_json::from_str::<Value>(body).unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn watches_follow_resource_versions() {
+    let mut server = Server::start(&[]);
+    let rv1 = created_rv(&curl(&server, "POST", CMS, &[JSON], Some(&cm("w1"))).1);
+    let rv2 = created_rv(&curl(&server, "POST", CMS, &[JSON], Some(&cm("w2"))).1);
+    // From rv1: only the later change. timeoutSeconds ends the stream.
+    let (code, _, events) = watch(
+        &server,
+        &format!("watch=1&resourceVersion={rv1}&timeoutSeconds=1&allowWatchBookmarks=true"),
+    );
+    assert_eq!(code, 200);
     assert_eq!(events[0]["type"], "ADDED");
     assert_eq!(events[0]["object"]["metadata"]["name"], "w2");
     assert_eq!(
@@ -357,19 +360,10 @@ fn watches_follow_resource_versions() {
     assert_eq!(events.last().unwrap()["object"]["kind"], "ConfigMap");
     // Without a revision: the current objects first; with sendInitialEvents, the
     // initial-events-end bookmark after them.
-    let (_, body) = curl(
+    let (_, body, events) = watch(
         &server,
-        "GET",
-        &format!(
-            "{CMS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
-        ),
-        &[],
-        None,
+        "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
     );
-    let events: Vec<Value> = body
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(events.len(), 4, "{body}");
     assert_eq!(events[2]["type"], "BOOKMARK");
     assert_eq!(
@@ -378,19 +372,10 @@ fn watches_follow_resource_versions() {
     );
     // sendInitialEvents=false: no initial objects, only later changes (here none, so just
     // the closing bookmark).
-    let (_, body) = curl(
+    let (_, body, events) = watch(
         &server,
-        "GET",
-        &format!(
-            "{CMS}?watch=true&sendInitialEvents=false&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
-        ),
-        &[],
-        None,
+        "watch=true&sendInitialEvents=false&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
     );
-    let events: Vec<Value> = body
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(events.len(), 1, "{body}");
     assert_eq!(events[0]["type"], "BOOKMARK");
     // After a restart the cache starts at the current revision: an older one is an ERROR
@@ -398,25 +383,15 @@ fn watches_follow_resource_versions() {
     server.restart();
     let (code, body) = curl(&server, "GET", &format!("{CMS}/w1"), &[], None);
     assert_eq!(code, 200, "{body}");
-    let (code, body) = curl(
-        &server,
-        "GET",
-        &format!("{CMS}?watch=true&resourceVersion=1"),
-        &[],
-        None,
-    );
+    let (code, body, events) = watch(&server, "watch=true&resourceVersion=1");
     assert_eq!(code, 200);
-    let event: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
-    assert_eq!(event["type"], "ERROR", "{body}");
-    assert_eq!(event["object"]["code"], 410);
-    assert_eq!(event["object"]["reason"], "Expired");
+    assert_eq!(events[0]["type"], "ERROR", "{body}");
+    assert_eq!(events[0]["object"]["code"], 410);
+    assert_eq!(events[0]["object"]["reason"], "Expired");
     // A label selector filters the stream.
-    let (_, body) = curl(
+    let (_, body, _) = watch(
         &server,
-        "GET",
-        &format!("{CMS}?watch=true&labelSelector=app%3Dnone&timeoutSeconds=1"),
-        &[],
-        None,
+        "watch=true&labelSelector=app%3Dnone&timeoutSeconds=1",
     );
     assert!(body.trim().is_empty(), "{body}");
 }

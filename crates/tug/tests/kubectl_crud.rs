@@ -64,6 +64,14 @@ spec:
     targetPort: 8080
 "#;
 
+/// `kubectl create` of the manifest on stdin (no OpenAPI yet, so no client-side validation).
+const CREATE_STDIN: &[&str] = &["create", "--validate=false", "-f", "-"];
+
+/// The `web` Deployment as kubectl prints it with `-o json`.
+fn deployment(k: &Kubectl) -> serde_json::Value {
+    serde_json::from_str(&k.ok(&["get", "deploy", "web", "-n", "shop", "-o", "json"])).unwrap()
+}
+
 fn configmap(name: &str, namespace: &str) -> String {
     format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n  k: v\n"
@@ -136,8 +144,7 @@ fn crud(minor: u32) {
         yaml.contains("mode: fast") && yaml.contains("uid:"),
         "{yaml}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&k.ok(&["get", "deploy", "web", "-n", "shop", "-o", "json"])).unwrap();
+    let json = deployment(&k);
     assert_eq!(json["spec"]["replicas"], 2);
     assert_eq!(json["metadata"]["generation"], 1);
     assert_eq!(json["spec"]["strategy"]["type"], "RollingUpdate");
@@ -185,10 +192,7 @@ fn crud(minor: u32) {
     let out = k.ok(&["get", "cm", "-n", "shop", "--show-labels"]);
     assert!(out.contains("tier=backend"), "{out}");
     // (Manifests, not `kubectl create configmap`: kubectl 1.33 sends those as protobuf.)
-    k.ok_stdin(
-        &["create", "--validate=false", "-f", "-"],
-        &configmap("aaa", "shop"),
-    );
+    k.ok_stdin(CREATE_STDIN, &configmap("aaa", "shop"));
     let out = k.ok(&[
         "get",
         "cm",
@@ -219,8 +223,7 @@ fn crud(minor: u32) {
         &MANIFEST.replace("busybox:1.36", "busybox:1.37"),
     );
     k.ok(&["replace", "--validate=false", "-f", &replaced]);
-    let json: serde_json::Value =
-        serde_json::from_str(&k.ok(&["get", "deploy", "web", "-n", "shop", "-o", "json"])).unwrap();
+    let json = deployment(&k);
     assert_eq!(
         json["spec"]["template"]["spec"]["containers"][0]["image"],
         "busybox:1.37"
@@ -233,10 +236,7 @@ fn crud(minor: u32) {
         err.contains(r#"Error from server (NotFound): configmaps "nope" not found"#),
         "{err}"
     );
-    let err = k.fails_stdin(
-        &["create", "--validate=false", "-f", "-"],
-        &configmap("aaa", "shop"),
-    );
+    let err = k.fails_stdin(CREATE_STDIN, &configmap("aaa", "shop"));
     assert!(
         err.contains("Error from server (AlreadyExists)")
             && err.contains(r#"configmaps "aaa" already exists"#),
@@ -252,10 +252,7 @@ fn crud(minor: u32) {
         err.contains(r#"The Pod "bad" is invalid: spec.containers[0].image: Required value"#),
         "{err}"
     );
-    let err = k.fails_stdin(
-        &["create", "--validate=false", "-f", "-"],
-        &configmap("Bad_Name", "default"),
-    );
+    let err = k.fails_stdin(CREATE_STDIN, &configmap("Bad_Name", "default"));
     assert!(
         err.contains("is invalid") && err.contains("metadata.name"),
         "{err}"
@@ -298,8 +295,7 @@ fn changes(minor: u32) {
 
     k.ok(&["label", "deploy", "web", "-n", "shop", "release=blue"]);
     k.ok(&["annotate", "deploy", "web", "-n", "shop", "owner=team-a"]);
-    let json: serde_json::Value =
-        serde_json::from_str(&k.ok(&["get", "deploy", "web", "-n", "shop", "-o", "json"])).unwrap();
+    let json = deployment(&k);
     assert_eq!(json["metadata"]["labels"]["release"], "blue");
     assert_eq!(json["metadata"]["annotations"]["owner"], "team-a");
     // Metadata changes leave the generation alone.
@@ -335,10 +331,7 @@ fn changes(minor: u32) {
     });
     let first = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
     assert_eq!(first, "configmap/settings");
-    k.ok_stdin(
-        &["create", "--validate=false", "-f", "-"],
-        &configmap("later", "shop"),
-    );
+    k.ok_stdin(CREATE_STDIN, &configmap("later", "shop"));
     let next = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
     assert_eq!(next, "configmap/later");
     let _ = watch.kill();
