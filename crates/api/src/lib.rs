@@ -9,6 +9,7 @@
 mod catalogue;
 pub mod meta;
 pub mod printers;
+pub mod schema;
 pub mod selectors;
 pub mod strategy;
 pub mod validation;
