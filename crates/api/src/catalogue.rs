@@ -7,6 +7,7 @@ use k8s_openapi::api::{
     networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
 
 /// Whether a `k8s-openapi` scope is namespaced.
@@ -282,6 +283,17 @@ static CATALOGUE: &[ResourceInfo] = &[
         ALL,
         RW,
         &[status("autoscaling", "v1", "HorizontalPodAutoscaler")],
+    ),
+    // apiextensions.k8s.io/v1
+    info::<apiextensions::CustomResourceDefinition>(
+        &["crd", "crds"],
+        &["api-extensions"],
+        RW,
+        &[status(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+        )],
     ),
     // scheduling.k8s.io/v1
     info::<scheduling::PriorityClass>(&["pc"], NONE, RW, NONE_SUB),

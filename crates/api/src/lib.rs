@@ -6,11 +6,14 @@
 //!
 //! Start at [`catalogue`]; [`validation`] holds upstream's name rules and messages.
 
+pub mod apply;
 mod catalogue;
+pub mod crd;
 pub mod meta;
 pub mod printers;
 pub mod schema;
 pub mod selectors;
+pub mod strategic;
 pub mod strategy;
 pub mod validation;
 

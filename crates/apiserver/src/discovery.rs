@@ -11,10 +11,10 @@
 //! is encoded once and served as shared bytes.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -23,14 +23,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     ServerAddressByClientCIDR,
 };
 use serde::Serialize;
-use tug_api::{catalogue, ResourceInfo};
+use tug_api::ResourceInfo;
 
+use crate::rest::Registry;
 use crate::status::ApiError;
 
-/// Groups other than core, in catalogue order, each with its versions in preference order.
-fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+/// Every served resource, built-in ones in catalogue order, then custom ones.
+pub type Served = [&'static ResourceInfo];
+
+/// Groups other than core, in order, each with its versions in preference order.
+fn groups(all: &Served) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in catalogue().iter().filter(|r| !r.group.is_empty()) {
+    for r in all.iter().filter(|r| !r.group.is_empty()) {
         match out.iter_mut().find(|(g, _)| *g == r.group) {
             Some((_, versions)) if !versions.contains(&r.version) => versions.push(r.version),
             Some(_) => {}
@@ -53,9 +57,9 @@ fn strings(items: &[&str]) -> Option<Vec<String>> {
 }
 
 /// The `APIResourceList` of one group-version, or `None` if nothing is served there.
-pub fn resource_list(group: &str, version: &str) -> Option<APIResourceList> {
+pub fn resource_list(all: &Served, group: &str, version: &str) -> Option<APIResourceList> {
     let mut resources = Vec::new();
-    for r in catalogue()
+    for r in all
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
@@ -210,7 +214,7 @@ fn resource_discovery(r: &ResourceInfo) -> ResourceDiscovery {
     }
 }
 
-fn group_discovery(group: &str, versions: &[&'static str]) -> GroupDiscovery {
+fn group_discovery(all: &Served, group: &str, versions: &[&'static str]) -> GroupDiscovery {
     GroupDiscovery {
         metadata: if group.is_empty() {
             serde_json::json!({})
@@ -221,10 +225,10 @@ fn group_discovery(group: &str, versions: &[&'static str]) -> GroupDiscovery {
             .iter()
             .map(|v| VersionDiscovery {
                 version: v,
-                resources: catalogue()
+                resources: all
                     .iter()
                     .filter(|r| r.group == group && r.version == *v)
-                    .map(resource_discovery)
+                    .map(|r| resource_discovery(r))
                     .collect(),
                 freshness: "Current",
             })
@@ -233,9 +237,8 @@ fn group_discovery(group: &str, versions: &[&'static str]) -> GroupDiscovery {
 }
 
 /// Every discovery document but `/api`'s legacy one (which names the request's host),
-/// encoded once: the catalogue is fixed for the life of the process. (When CRDs arrive,
-/// their changes will rebuild this.)
-struct Documents {
+/// encoded once per set of served resources (rebuilt when CRDs change it).
+pub struct Documents {
     /// `/apis` as `APIGroupList`.
     group_list: Bytes,
     /// `/apis/<g>` as `APIGroup`, by group.
@@ -253,44 +256,50 @@ fn encode(value: &impl Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
-static DOCUMENTS: LazyLock<Documents> = LazyLock::new(|| {
-    let all = groups();
-    let mut resource_lists = HashMap::new();
-    let core = std::iter::once(("", vec!["v1"]));
-    for (g, versions) in core.chain(all.iter().cloned()) {
-        for v in versions {
-            if let Some(list) = resource_list(g, v) {
-                resource_lists.insert(group_version(g, v), encode(&list));
+impl Documents {
+    /// Encodes the documents of the resources in `served`.
+    pub fn build(served: &Served) -> Documents {
+        let all = groups(served);
+        let mut resource_lists = HashMap::new();
+        let core = std::iter::once(("", vec!["v1"]));
+        for (g, versions) in core.chain(all.iter().cloned()) {
+            for v in versions {
+                if let Some(list) = resource_list(served, g, v) {
+                    resource_lists.insert(group_version(g, v), encode(&list));
+                }
             }
         }
+        let mut aggregated = HashMap::new();
+        for variant in VARIANTS {
+            let list = |items| DiscoveryList {
+                kind: "APIGroupDiscoveryList",
+                api_version: format!("apidiscovery.k8s.io/{variant}"),
+                metadata: serde_json::json!({}),
+                items,
+            };
+            aggregated.insert(
+                (true, variant),
+                encode(&list(vec![group_discovery(served, "", &["v1"])])),
+            );
+            let items = all
+                .iter()
+                .map(|(g, v)| group_discovery(served, g, v))
+                .collect();
+            aggregated.insert((false, variant), encode(&list(items)));
+        }
+        Documents {
+            group_list: encode(&APIGroupList {
+                groups: all.iter().map(|(g, v)| api_group(g, v)).collect(),
+            }),
+            groups: all
+                .iter()
+                .map(|(g, v)| (*g, encode(&api_group(g, v))))
+                .collect(),
+            resource_lists,
+            aggregated,
+        }
     }
-    let mut aggregated = HashMap::new();
-    for variant in VARIANTS {
-        let list = |items| DiscoveryList {
-            kind: "APIGroupDiscoveryList",
-            api_version: format!("apidiscovery.k8s.io/{variant}"),
-            metadata: serde_json::json!({}),
-            items,
-        };
-        aggregated.insert(
-            (true, variant),
-            encode(&list(vec![group_discovery("", &["v1"])])),
-        );
-        let items = all.iter().map(|(g, v)| group_discovery(g, v)).collect();
-        aggregated.insert((false, variant), encode(&list(items)));
-    }
-    Documents {
-        group_list: encode(&APIGroupList {
-            groups: all.iter().map(|(g, v)| api_group(g, v)).collect(),
-        }),
-        groups: all
-            .iter()
-            .map(|(g, v)| (*g, encode(&api_group(g, v))))
-            .collect(),
-        resource_lists,
-        aggregated,
-    }
-});
+}
 
 fn json(body: Bytes, content_type: &str) -> Response {
     let mut response = body.into_response();
@@ -300,8 +309,8 @@ fn json(body: Bytes, content_type: &str) -> Response {
     response
 }
 
-fn aggregated(core: bool, variant: &'static str) -> Response {
-    let body = DOCUMENTS
+fn aggregated(docs: &Documents, core: bool, variant: &'static str) -> Response {
+    let body = docs
         .aggregated
         .get(&(core, variant))
         .cloned()
@@ -316,9 +325,9 @@ fn aggregated(core: bool, variant: &'static str) -> Response {
 }
 
 /// `GET /api`.
-pub async fn core(headers: HeaderMap) -> Response {
+pub async fn core(State(reg): State<Arc<Registry>>, headers: HeaderMap) -> Response {
     if let Some(variant) = aggregated_variant(&headers) {
-        return aggregated(true, variant);
+        return aggregated(&reg.resources.served().docs, true, variant);
     }
     Json(APIVersions {
         versions: vec!["v1".to_owned()],
@@ -335,32 +344,41 @@ pub async fn core(headers: HeaderMap) -> Response {
 }
 
 /// `GET /apis`.
-pub async fn groups_list(headers: HeaderMap) -> Response {
+pub async fn groups_list(State(reg): State<Arc<Registry>>, headers: HeaderMap) -> Response {
+    let served = reg.resources.served();
     match aggregated_variant(&headers) {
-        Some(variant) => aggregated(false, variant),
-        None => json(DOCUMENTS.group_list.clone(), "application/json"),
+        Some(variant) => aggregated(&served.docs, false, variant),
+        None => json(served.docs.group_list.clone(), "application/json"),
     }
 }
 
 /// `GET /apis/<group>`.
-pub async fn group(Path(name): Path<String>) -> Response {
-    match DOCUMENTS.groups.get(name.as_str()) {
+pub async fn group(State(reg): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
+    match reg.resources.served().docs.groups.get(name.as_str()) {
         Some(doc) => json(doc.clone(), "application/json"),
         None => ApiError::not_found_path(&format!("/apis/{name}")).into_response(),
     }
 }
 
 /// `GET /api/v1`.
-pub async fn core_v1() -> Response {
-    match DOCUMENTS.resource_lists.get("v1") {
+pub async fn core_v1(State(reg): State<Arc<Registry>>) -> Response {
+    match reg.resources.served().docs.resource_lists.get("v1") {
         Some(doc) => json(doc.clone(), "application/json"),
         None => ApiError::not_found_path("/api/v1").into_response(),
     }
 }
 
 /// `GET /apis/<group>/<version>`.
-pub async fn group_version_resources(Path((group, version)): Path<(String, String)>) -> Response {
-    match DOCUMENTS.resource_lists.get(&format!("{group}/{version}")) {
+pub async fn group_version_resources(
+    State(reg): State<Arc<Registry>>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    let served = reg.resources.served();
+    match served
+        .docs
+        .resource_lists
+        .get(&format!("{group}/{version}"))
+    {
         Some(doc) => json(doc.clone(), "application/json"),
         None => ApiError::not_found_path(&format!("/apis/{group}/{version}")).into_response(),
     }
@@ -388,7 +406,8 @@ mod tests {
 
     #[test]
     fn resource_lists_carry_subresources_with_their_kinds() {
-        let apps = resource_list("apps", "v1").unwrap();
+        let served: Vec<&'static ResourceInfo> = tug_api::catalogue().iter().collect();
+        let apps = resource_list(&served, "apps", "v1").unwrap();
         let scale = apps
             .resources
             .iter()
@@ -402,8 +421,8 @@ mod tests {
             .find(|r| r.name == "deployments/status")
             .unwrap();
         assert_eq!(status.group, None);
-        assert!(resource_list("apps", "v9").is_none());
-        let autoscaling = groups()
+        assert!(resource_list(&served, "apps", "v9").is_none());
+        let autoscaling = groups(&served)
             .into_iter()
             .find(|(g, _)| *g == "autoscaling")
             .unwrap();

@@ -54,6 +54,7 @@ pub fn router(registry: Arc<crate::rest::Registry>) -> Router {
             "/apis/{group}/{version}",
             get(discovery::group_version_resources),
         )
+        .with_state(registry.clone())
         .merge(crate::rest::routes(registry))
         .fallback(|uri: http::Uri| async move { ApiError::not_found_path(uri.path()) })
 }

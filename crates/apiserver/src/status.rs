@@ -259,9 +259,18 @@ impl ApiError {
         ApiError {
             code: StatusCode::UNPROCESSABLE_ENTITY,
             reason: "Invalid",
-            message: format!("{kind} {name:?} is invalid: {joined}"),
+            message: if group.is_empty() {
+                format!("{kind} {name:?} is invalid: {joined}")
+            } else {
+                format!("{kind}.{group} {name:?} is invalid: {joined}")
+            },
             details: Some(details),
         }
+    }
+
+    /// 422 for bad request options (`CreateOptions`, `UpdateOptions`, `PatchOptions`).
+    pub fn invalid_options(kind: &str, error: tug_api::strategy::FieldError) -> Self {
+        ApiError::invalid(kind, "meta.k8s.io", "", &[error])
     }
 
     /// 404 for a path no resource serves.

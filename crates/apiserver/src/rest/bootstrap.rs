@@ -19,24 +19,35 @@ use crate::status::ApiError;
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// Objects the server makes are managed by `kube-apiserver`, as upstream's.
+fn internal_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static("kube-apiserver"),
+    );
+    h
+}
+
 fn target(group: &str, version: &str, rest: &str) -> Result<Target, ApiError> {
-    path::parse(group, version, rest, rest)
+    path::parse(
+        &super::resources::Resources::new(),
+        group,
+        version,
+        rest,
+        rest,
+    )
 }
 
 async fn create_if_absent(reg: &Arc<Registry>, t: &Target, obj: &Value) -> Result<(), ApiError> {
     reg.cache.wait_fresh().await?;
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     let key = super::object::relative_key(t.namespace.as_deref(), name);
-    if reg
-        .cache
-        .resource(t.info)
-        .and_then(|c| c.get(&key))
-        .is_some()
-    {
+    if reg.cache.resource(t.info).get(&key).is_some() {
         return Ok(());
     }
     let body = Bytes::from(serde_json::to_vec(obj).unwrap_or_default());
-    match write::create(reg, t, &Query::default(), &HeaderMap::new(), &body).await {
+    match write::create(reg, t, &Query::default(), &internal_headers(), &body).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == StatusCode::CONFLICT => Ok(()),
         Err(e) => Err(e),
@@ -51,10 +62,10 @@ async fn create_or_replace(
 ) -> Result<(), ApiError> {
     let body = Bytes::from(serde_json::to_vec(obj).unwrap_or_default());
     let q = Query::default();
-    match write::create(reg, collection, &q, &HeaderMap::new(), &body).await {
+    match write::create(reg, collection, &q, &internal_headers(), &body).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == StatusCode::CONFLICT => {
-            write::replace(reg, item, &q, &HeaderMap::new(), &body, write::Part::Main)
+            write::replace(reg, item, &q, &internal_headers(), &body, write::Part::Main)
                 .await
                 .map(|_| ())
         }

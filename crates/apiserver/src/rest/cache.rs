@@ -107,8 +107,6 @@ struct Inner {
 
 /// The cached objects of one resource.
 pub struct ResourceCache {
-    /// The resource.
-    pub info: &'static ResourceInfo,
     /// Its store prefix.
     pub prefix: &'static str,
     inner: RwLock<Inner>,
@@ -270,12 +268,14 @@ impl ResourceCache {
     }
 }
 
-/// The cache of every resource.
+/// The cache of every resource, by store prefix. A resource's cache is made when its first
+/// object is seen or when it is first asked for (custom resources come and go with their CRDs).
 pub struct Cache {
-    resources: Vec<ResourceCache>,
-    by_prefix: HashMap<&'static str, usize>,
+    resources: RwLock<HashMap<&'static str, Arc<ResourceCache>>>,
     /// Revision of the last store event applied.
     rv: AtomicI64,
+    /// Revision of the last fill: a cache made later has every event since then (none).
+    filled_at: AtomicI64,
     rv_tx: watch::Sender<i64>,
     store: Arc<dyn Store>,
 }
@@ -294,33 +294,29 @@ fn key_prefix(key: &str) -> Option<(&str, &str)> {
     None
 }
 
+impl ResourceCache {
+    fn empty(prefix: &'static str, rv: i64) -> ResourceCache {
+        ResourceCache {
+            prefix,
+            inner: RwLock::new(Inner {
+                objects: BTreeMap::new(),
+                rv,
+                history: VecDeque::new(),
+                floor: rv,
+                tx: broadcast::channel(FANOUT_QUEUE).0,
+            }),
+        }
+    }
+}
+
 impl Cache {
     /// Fills the cache from the store and keeps it current from then on.
     pub async fn start(store: Arc<dyn Store>) -> Result<Arc<Cache>, tug_store::Error> {
-        let resources: Vec<ResourceCache> = tug_api::catalogue()
-            .iter()
-            .map(|info| ResourceCache {
-                info,
-                prefix: object::storage_prefix(info),
-                inner: RwLock::new(Inner {
-                    objects: BTreeMap::new(),
-                    rv: 0,
-                    history: VecDeque::new(),
-                    floor: 0,
-                    tx: broadcast::channel(FANOUT_QUEUE).0,
-                }),
-            })
-            .collect();
-        let by_prefix = resources
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.prefix, i))
-            .collect();
         let (rv_tx, _) = watch::channel(0);
         let cache = Arc::new(Cache {
-            resources,
-            by_prefix,
+            resources: RwLock::new(HashMap::new()),
             rv: AtomicI64::new(0),
+            filled_at: AtomicI64::new(0),
             rv_tx,
             store,
         });
@@ -330,31 +326,58 @@ impl Cache {
         Ok(cache)
     }
 
+    /// The cache of the resource stored under `prefix`, made if missing.
+    fn by_prefix(&self, prefix: &str) -> Arc<ResourceCache> {
+        if let Some(r) = self
+            .resources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(prefix)
+        {
+            return r.clone();
+        }
+        let mut all = self.resources.write().unwrap_or_else(|e| e.into_inner());
+        let prefix = object::intern(prefix);
+        let since = self.filled_at.load(Ordering::Acquire);
+        all.entry(prefix)
+            .or_insert_with(|| Arc::new(ResourceCache::empty(prefix, since)))
+            .clone()
+    }
+
     /// Lists everything and replaces the cached state; returns the revision read at.
     async fn fill(&self) -> Result<i64, tug_store::Error> {
         let list = self
             .store
             .list("/registry/", ListOptions::default())
             .await?;
-        let mut maps: Vec<BTreeMap<String, Arc<Cached>>> =
-            self.resources.iter().map(|_| BTreeMap::new()).collect();
+        let mut maps: HashMap<String, BTreeMap<String, Arc<Cached>>> = HashMap::new();
         for kv in list.items {
             let Some((prefix, rest)) = key_prefix(&kv.key) else {
                 continue;
             };
-            let Some(&i) = self.by_prefix.get(prefix) else {
-                continue;
-            };
             match Cached::new(rest.to_owned(), kv.mod_revision, &kv.value) {
                 Ok(c) => {
-                    maps[i].insert(c.key.clone(), Arc::new(c));
+                    maps.entry(prefix.to_owned())
+                        .or_default()
+                        .insert(c.key.clone(), Arc::new(c));
                 }
                 Err(e) => tracing::error!(key = %kv.key, error = %e, "undecodable object"),
             }
         }
-        for (r, objects) in self.resources.iter().zip(maps) {
+        for prefix in maps.keys() {
+            self.by_prefix(prefix);
+        }
+        self.filled_at.store(list.revision, Ordering::Release);
+        let all: Vec<Arc<ResourceCache>> = self
+            .resources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for r in all {
             let mut inner = r.inner.write().unwrap_or_else(|e| e.into_inner());
-            inner.objects = objects;
+            inner.objects = maps.remove(r.prefix).unwrap_or_default();
             inner.history.clear();
             inner.floor = list.revision;
             // Watches in flight may have missed events: end them; their clients watch again
@@ -380,14 +403,12 @@ impl Cache {
                             Ok(event) => {
                                 let rv = event.revision();
                                 if let Some((prefix, rest)) = key_prefix(&event.kv.key) {
-                                    if let Some(&i) = self.by_prefix.get(prefix) {
-                                        self.resources[i].apply(
-                                            event.kind,
-                                            rest.to_owned(),
-                                            rv,
-                                            &event.kv.value,
-                                        );
-                                    }
+                                    self.by_prefix(prefix).apply(
+                                        event.kind,
+                                        rest.to_owned(),
+                                        rv,
+                                        &event.kv.value,
+                                    );
                                 }
                                 after = rv;
                                 self.publish(rv);
@@ -413,10 +434,8 @@ impl Cache {
     }
 
     /// The cache of one resource.
-    pub fn resource(&self, info: &ResourceInfo) -> Option<&ResourceCache> {
-        self.by_prefix
-            .get(object::storage_prefix(info))
-            .map(|&i| &self.resources[i])
+    pub fn resource(&self, info: &ResourceInfo) -> Arc<ResourceCache> {
+        self.by_prefix(object::storage_prefix(info))
     }
 
     /// The revision of the last applied event.

@@ -28,6 +28,16 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
     if obj.get("spec").is_some() {
         object::set_meta(obj, "generation", 1);
     }
+    if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
+        // Deleting a CRD first deletes its objects (see `crds`).
+        let meta = object::meta_mut(obj);
+        let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(list) = finalizers.as_array_mut() {
+            if !list.iter().any(|f| f == super::crds::CLEANUP_FINALIZER) {
+                list.push(json!(super::crds::CLEANUP_FINALIZER));
+            }
+        }
+    }
 }
 
 /// Keeps what a spec write may not change, and bumps the generation when the spec changed.

@@ -7,13 +7,18 @@
 pub mod alloc;
 pub mod bootstrap;
 pub mod cache;
+pub mod crds;
+pub mod custom;
+pub mod fields;
 pub mod kinds;
 pub mod object;
 pub mod patch;
+pub mod patching;
 pub mod path;
 pub mod read;
 pub mod render;
 pub mod request;
+pub mod resources;
 pub mod subresource;
 pub mod watch;
 pub mod write;
@@ -58,6 +63,8 @@ pub struct Registry {
     pub cache: Arc<cache::Cache>,
     /// ClusterIP and NodePort allocations.
     pub alloc: Mutex<alloc::Allocator>,
+    /// The served resources (built-in and custom).
+    pub resources: Arc<resources::Resources>,
 }
 
 impl Registry {
@@ -69,17 +76,21 @@ impl Registry {
         let cache = cache::Cache::start(store.clone()).await?;
         let mut allocator = alloc::Allocator::new(config.service_cidr, config.node_ports);
         if let Some(info) = tug_api::find("", "v1", "services") {
-            if let Some(services) = cache.resource(info) {
-                for svc in services.snapshot(None, cache.revision()).items {
-                    allocator.mark_used(&svc.value);
-                }
+            let services = cache.resource(info);
+            for svc in services.snapshot(None, cache.revision()).items {
+                allocator.mark_used(&svc.value);
             }
         }
-        Ok(Arc::new(Registry {
+        let registry = Arc::new(Registry {
             store,
             cache,
             alloc: Mutex::new(allocator),
-        }))
+            resources: Arc::new(resources::Resources::new()),
+        });
+        // Custom resources are served from the first request on.
+        crds::sync(&registry).await;
+        crds::spawn(registry.clone());
+        Ok(registry)
     }
 
     /// The allocator, even if a panicking holder poisoned it.
@@ -105,7 +116,7 @@ async fn core_handler(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let target = path::parse("", "v1", &rest, uri.path());
+    let target = path::parse(&reg.resources, "", "v1", &rest, uri.path());
     handle(reg, target, method, query, headers, body).await
 }
 
@@ -118,7 +129,7 @@ async fn group_handler(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let target = path::parse(&group, &version, &rest, uri.path());
+    let target = path::parse(&reg.resources, &group, &version, &rest, uri.path());
     handle(reg, target, method, query, headers, body).await
 }
 
@@ -175,7 +186,7 @@ async fn dispatch(
         "get" => read::get(reg, &t, &q, &headers).await,
         "create" => write::create(reg, &t, &q, &headers, &body).await,
         "update" => write::replace(reg, &t, &q, &headers, &body, part).await,
-        "patch" => write::patch(reg, &t, &q, &headers, &body, part).await,
+        "patch" => patching::patch(reg, &t, &q, &headers, &body, part).await,
         "delete" => write::delete(reg, &t, &q, &body).await,
         _ => write::delete_collection(reg, &t, &q, &body).await,
     }

@@ -32,9 +32,25 @@ pub fn storage_prefix(info: &ResourceInfo) -> &'static str {
             })
             .collect()
     });
-    PREFIXES
-        .get(&(info.group, info.version, info.plural))
-        .map_or("/registry/unknown/", String::as_str)
+    match PREFIXES.get(&(info.group, info.version, info.plural)) {
+        Some(p) => p,
+        // A custom resource: every version shares one prefix (conversion is None).
+        None => intern(&format!("/registry/{}/{}/", info.group, info.plural)),
+    }
+}
+
+/// One `&'static str` per distinct string: store prefixes of resources that appear while
+/// the server runs (custom resources). Bounded by the number of distinct resources.
+pub fn intern(s: &str) -> &'static str {
+    static INTERNED: LazyLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        LazyLock::new(Default::default);
+    let mut set = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = set.get(s) {
+        return found;
+    }
+    let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    set.insert(leaked);
+    leaked
 }
 
 /// The key of one object below its resource's prefix: `ns/name` or `name`.

@@ -3,6 +3,7 @@
 
 use tug_api::ResourceInfo;
 
+use super::resources::Resources;
 use crate::status::ApiError;
 
 /// What a URL addresses.
@@ -36,7 +37,13 @@ impl Target {
 
 /// Reads the part of a URL after the group-version into a [`Target`]; 404 if nothing is
 /// served there.
-pub fn parse(group: &str, version: &str, rest: &str, full: &str) -> Result<Target, ApiError> {
+pub fn parse(
+    resources: &Resources,
+    group: &str,
+    version: &str,
+    rest: &str,
+    full: &str,
+) -> Result<Target, ApiError> {
     let not_found = || ApiError::not_found_path(full);
     let segs: Vec<&str> = rest
         .trim_start_matches('/')
@@ -48,7 +55,9 @@ pub fn parse(group: &str, version: &str, rest: &str, full: &str) -> Result<Targe
     }
     let namespaced_form = segs.len() >= 3
         && segs[0] == "namespaces"
-        && tug_api::find(group, version, segs[2]).is_some_and(|r| r.namespaced);
+        && resources
+            .find(group, version, segs[2])
+            .is_some_and(|r| r.namespaced);
     let (namespace, rest) = if namespaced_form {
         (Some(segs[1].to_owned()), &segs[2..])
     } else {
@@ -57,7 +66,9 @@ pub fn parse(group: &str, version: &str, rest: &str, full: &str) -> Result<Targe
     if rest.len() > 3 {
         return Err(not_found());
     }
-    let info = tug_api::find(group, version, rest[0]).ok_or_else(not_found)?;
+    let info = resources
+        .find(group, version, rest[0])
+        .ok_or_else(not_found)?;
     let name = rest.get(1).map(|s| (*s).to_owned());
     let sub = rest.get(2).map(|s| (*s).to_owned());
     if info.namespaced && namespace.is_none() && name.is_some() {
@@ -82,20 +93,21 @@ mod tests {
 
     #[test]
     fn urls_resolve_to_targets() {
-        let t = parse("", "v1", "namespaces/default/pods/web/status", "").unwrap();
+        let r = Resources::new();
+        let t = parse(&r, "", "v1", "namespaces/default/pods/web/status", "").unwrap();
         assert_eq!(t.info.plural, "pods");
         assert_eq!(t.namespace.as_deref(), Some("default"));
         assert_eq!(t.name.as_deref(), Some("web"));
         assert_eq!(t.sub.as_deref(), Some("status"));
 
-        let t = parse("", "v1", "namespaces/default/status", "").unwrap();
+        let t = parse(&r, "", "v1", "namespaces/default/status", "").unwrap();
         assert_eq!(t.info.plural, "namespaces");
         assert_eq!(t.name.as_deref(), Some("default"));
         assert_eq!(t.sub.as_deref(), Some("status"));
 
-        let t = parse("", "v1", "pods", "").unwrap();
+        let t = parse(&r, "", "v1", "pods", "").unwrap();
         assert!(t.namespace.is_none() && t.name.is_none());
-        let t = parse("apps", "v1", "namespaces/a/deployments/", "").unwrap();
+        let t = parse(&r, "apps", "v1", "namespaces/a/deployments/", "").unwrap();
         assert_eq!(t.info.kind, "Deployment");
 
         for bad in [
@@ -106,7 +118,7 @@ mod tests {
             "namespaces/a/pods/b/c/d",
             "namespaces//pods",
         ] {
-            assert!(parse("", "v1", bad, "").is_err(), "{bad}");
+            assert!(parse(&r, "", "v1", bad, "").is_err(), "{bad}");
         }
     }
 }

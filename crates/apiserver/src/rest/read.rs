@@ -49,13 +49,8 @@ impl Selectors {
 }
 
 /// The cache of `t`'s resource.
-pub fn resource<'a>(
-    reg: &'a Registry,
-    t: &Target,
-) -> Result<&'a super::cache::ResourceCache, ApiError> {
-    reg.cache
-        .resource(t.info)
-        .ok_or_else(|| ApiError::internal(format!("no cache for {}", t.info.plural)))
+pub fn resource(reg: &Registry, t: &Target) -> Arc<super::cache::ResourceCache> {
+    reg.cache.resource(t.info)
 }
 
 /// Waits as the request's `resourceVersion` asks: "" = consistent, "0" = any, N = not older
@@ -90,10 +85,17 @@ pub async fn get(
     let include = Include::from_query(q)?;
     wait_for_rv(reg, q.get("resourceVersion")).await?;
     let key = object::relative_key(t.namespace.as_deref(), t.name_str());
-    let cached = resource(reg, t)?
+    let cached = resource(reg, t)
         .get(&key)
         .ok_or_else(|| ApiError::not_found(t.status_target()))?;
-    let body = render::object_body(t.info, form, include, Some(&cached.bytes), &cached.value);
+    let body = render::object_body(
+        t.info,
+        reg.resources.custom(t.info).as_deref(),
+        form,
+        include,
+        Some(&cached.bytes),
+        &cached.value,
+    );
     Ok(render::json_response(StatusCode::OK, body))
 }
 
@@ -140,7 +142,7 @@ pub async fn list(
     let limit = usize::try_from(q.int("limit")?.unwrap_or(0).max(0)).unwrap_or(0);
     let rv = q.get("resourceVersion").filter(|s| !s.is_empty());
     let rv_match = q.get("resourceVersionMatch").filter(|s| !s.is_empty());
-    let cache = resource(reg, t)?;
+    let cache = resource(reg, t);
     let resource_prefix = object::storage_prefix(t.info);
     let ns_prefix = t
         .namespace
@@ -216,6 +218,13 @@ pub async fn list(
     }
     let parts: Vec<(&Bytes, &Value)> = selected.iter().map(|c| (&c.bytes, &c.value)).collect();
     let meta = render::list_meta(list_rv, cont.as_deref());
-    let body = render::list_body(t.info, form, include, &parts, meta);
+    let body = render::list_body(
+        t.info,
+        reg.resources.custom(t.info).as_deref(),
+        form,
+        include,
+        &parts,
+        meta,
+    );
     Ok(render::json_response(StatusCode::OK, body))
 }

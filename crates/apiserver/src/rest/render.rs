@@ -10,6 +10,8 @@ use http::{header, HeaderValue, StatusCode};
 use serde_json::{json, Value};
 use tug_api::ResourceInfo;
 
+use super::resources::CustomVersion;
+
 use super::request::{Form, Query};
 use crate::status::ApiError;
 
@@ -77,6 +79,7 @@ pub fn partial_metadata(obj: &Value) -> Value {
 /// after the first).
 pub fn table(
     info: &ResourceInfo,
+    custom: Option<&CustomVersion>,
     version: &str,
     items: &[&Value],
     include: Include,
@@ -85,27 +88,36 @@ pub fn table(
 ) -> Value {
     let printer = tug_api::printers::printer(info.group, info.plural);
     let now = now_unix();
-    let defs: Vec<Value> = if columns {
-        printer
+    let column = |name: &str, type_: &str, format: &str, description: &str, priority: i32| {
+        json!({
+            "name": name,
+            "type": type_,
+            "format": format,
+            "description": description,
+            "priority": priority,
+        })
+    };
+    let defs: Vec<Value> = match (columns, custom) {
+        (false, _) => Vec::new(),
+        (true, Some(c)) => c
             .columns
             .iter()
-            .map(|c| {
-                json!({
-                    "name": c.name,
-                    "type": c.type_,
-                    "format": c.format,
-                    "description": c.description,
-                    "priority": c.priority,
-                })
-            })
-            .collect()
-    } else {
-        Vec::new()
+            .map(|c| column(&c.name, &c.type_, &c.format, &c.description, c.priority))
+            .collect(),
+        (true, None) => printer
+            .columns
+            .iter()
+            .map(|c| column(c.name, c.type_, c.format, c.description, c.priority))
+            .collect(),
     };
     let rows: Vec<Value> = items
         .iter()
         .map(|obj| {
-            let mut row = json!({ "cells": (printer.cells)(obj, now) });
+            let cells = match custom {
+                Some(c) => tug_api::crd::cells(&c.columns, obj, now),
+                None => (printer.cells)(obj, now),
+            };
+            let mut row = json!({ "cells": cells });
             match include {
                 Include::None => {}
                 Include::Metadata => row["object"] = partial_metadata(obj),
@@ -135,6 +147,7 @@ pub fn list_meta(rv: i64, cont: Option<&str>) -> Value {
 /// A list body from already-encoded items, in the form asked for.
 pub fn list_body(
     info: &ResourceInfo,
+    custom: Option<&CustomVersion>,
     form: Form,
     include: Include,
     items: &[(&Bytes, &Value)],
@@ -162,7 +175,7 @@ pub fn list_body(
         }
         Form::Table(version) => {
             let values: Vec<&Value> = items.iter().map(|(_, v)| *v).collect();
-            let t = table(info, version, &values, include, meta, true);
+            let t = table(info, custom, version, &values, include, meta, true);
             Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
         }
         Form::Metadata => {
@@ -180,6 +193,7 @@ pub fn list_body(
 /// One object in the form asked for.
 pub fn object_body(
     info: &ResourceInfo,
+    custom: Option<&CustomVersion>,
     form: Form,
     include: Include,
     bytes: Option<&Bytes>,
@@ -192,7 +206,7 @@ pub fn object_body(
         },
         Form::Table(version) => {
             let meta = json!({ "resourceVersion": obj["metadata"]["resourceVersion"].clone() });
-            let t = table(info, version, &[obj], include, meta, true);
+            let t = table(info, custom, version, &[obj], include, meta, true);
             Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
         }
         Form::Metadata => {

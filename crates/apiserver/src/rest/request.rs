@@ -219,6 +219,15 @@ pub fn patch_body_type(headers: &HeaderMap) -> Result<BodyType, ApiError> {
     }
 }
 
+/// 415 for a patch type the resource does not take (strategic merge on custom resources).
+pub fn unsupported_patch_type(got: &str) -> ApiError {
+    unsupported_media(
+        got,
+        "application/json-patch+json, application/merge-patch+json, \
+         application/apply-patch+yaml",
+    )
+}
+
 fn unsupported_media(got: &str, accepted: &str) -> ApiError {
     ApiError {
         code: StatusCode::UNSUPPORTED_MEDIA_TYPE,

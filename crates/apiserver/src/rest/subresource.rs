@@ -16,7 +16,7 @@ use super::path::Target;
 use super::read;
 use super::render;
 use super::request::{self, BodyType, Query};
-use super::write::{self, Part};
+use super::write::{self, Part, WriteOpts};
 use super::Registry;
 use crate::status::ApiError;
 
@@ -49,20 +49,26 @@ pub async fn handle(
     match (sub, method) {
         ("status", Method::GET) => read::get(reg, t, q, headers).await,
         ("status", Method::PUT) => write::replace(reg, t, q, headers, body, Part::Status).await,
-        ("status", Method::PATCH) => write::patch(reg, t, q, headers, body, Part::Status).await,
+        ("status", Method::PATCH) => {
+            super::patching::patch(reg, t, q, headers, body, Part::Status).await
+        }
         ("scale", Method::GET) => {
             let obj = current(reg, t).await?;
-            Ok(render::value_response(StatusCode::OK, &scale_of(&obj)))
+            let paths = scale_paths(reg, t);
+            Ok(render::value_response(
+                StatusCode::OK,
+                &scale_of(&obj, paths.as_ref()),
+            ))
         }
         ("scale", Method::PUT) => {
             request::object_body_type(headers)?;
             let sent = request::parse_json(body)?;
-            set_scale(reg, t, q, move |_| Ok(sent.clone())).await
+            set_scale(reg, t, q, headers, move |_| Ok(sent.clone())).await
         }
         ("scale", Method::PATCH) => {
             let kind = request::patch_body_type(headers)?;
             let doc = request::parse_json(body)?;
-            set_scale(reg, t, q, move |scale| {
+            set_scale(reg, t, q, headers, move |scale| {
                 let mut s = scale.clone();
                 match kind {
                     BodyType::MergePatch => super::patch::merge_patch(&mut s, &doc),
@@ -84,7 +90,7 @@ pub async fn handle(
         }
         ("binding", Method::POST) => bind(reg, t, q, body).await,
         ("eviction", Method::POST) => evict(reg, t, q, body).await,
-        ("finalize", Method::PUT) => finalize(reg, t, q, body).await,
+        ("finalize", Method::PUT) => finalize(reg, t, q, headers, body).await,
         _ => {
             current(reg, t).await?;
             Err(ApiError::bad_request(format!(
@@ -100,7 +106,7 @@ async fn current(reg: &Registry, t: &Target) -> Result<Value, ApiError> {
     let key = object::relative_key(t.namespace.as_deref(), t.name_str());
     reg.cache
         .resource(t.info)
-        .and_then(|c| c.get(&key))
+        .get(&key)
         .map(|c| c.value.clone())
         .ok_or_else(|| ApiError::not_found(t.status_target()))
 }
@@ -142,8 +148,35 @@ fn selector_text(sel: &Value) -> String {
     parts.join(",")
 }
 
-/// The Scale of a workload.
-fn scale_of(obj: &Value) -> Value {
+/// Where a custom resource keeps its replicas (None: a built-in workload's fields).
+fn scale_paths(reg: &Registry, t: &Target) -> Option<super::resources::ScalePaths> {
+    reg.resources.custom(t.info).and_then(|c| c.scale.clone())
+}
+
+/// The value at a simple JSONPath such as `.spec.replicas`.
+fn at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.trim_start_matches('.')
+        .split('.')
+        .try_fold(obj, |v, seg| v.get(seg))
+}
+
+/// Sets the value at a simple JSONPath such as `.spec.replicas`, making objects on the way.
+fn set_path(obj: &mut Value, path: &str, value: Value) {
+    let segs: Vec<&str> = path.trim_start_matches('.').split('.').collect();
+    let mut cur = obj;
+    for seg in &segs[..segs.len().saturating_sub(1)] {
+        if !cur[*seg].is_object() {
+            cur[*seg] = json!({});
+        }
+        cur = &mut cur[*seg];
+    }
+    if let Some(last) = segs.last() {
+        cur[*last] = value;
+    }
+}
+
+/// The Scale of a workload (or of a custom resource with the scale subresource).
+fn scale_of(obj: &Value, paths: Option<&super::resources::ScalePaths>) -> Value {
     let meta = &obj["metadata"];
     let mut m = json!({});
     for f in [
@@ -161,12 +194,25 @@ fn scale_of(obj: &Value) -> Value {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": m,
-        "spec": { "replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0) },
+        "spec": { "replicas": replicas(obj, paths.map_or(".spec.replicas", |p| &p.spec_replicas)) },
         "status": {
-            "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0),
-            "selector": selector_text(&obj["spec"]["selector"]),
+            "replicas": replicas(obj, paths.map_or(".status.replicas", |p| &p.status_replicas)),
+            "selector": match paths {
+                None => selector_text(&obj["spec"]["selector"]),
+                Some(p) => p
+                    .label_selector
+                    .as_deref()
+                    .and_then(|s| at_path(obj, s))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            },
         },
     })
+}
+
+fn replicas(obj: &Value, path: &str) -> i64 {
+    at_path(obj, path).and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// Writes a new replica count from a Scale computed from the current one.
@@ -174,11 +220,13 @@ async fn set_scale(
     reg: &Arc<Registry>,
     t: &Target,
     q: &Query,
+    headers: &HeaderMap,
     new_scale: impl Fn(&Value) -> Result<Value, ApiError>,
 ) -> Result<Response, ApiError> {
-    let dry_run = q.dry_run()?;
-    let updated = write::update_with(reg, t, Part::Main, dry_run, |old| {
-        let current = scale_of(old);
+    let opts = WriteOpts::from_request(q, headers, "scale")?;
+    let paths = scale_paths(reg, t);
+    let updated = write::update_with(reg, t, Part::Main, &opts, |old| {
+        let current = scale_of(old, paths.as_ref());
         let scale = new_scale(&current)?;
         let mut map = write::object_map(scale)?;
         write::check_type_field(&mut map, "kind", "kind", "Scale")?;
@@ -200,11 +248,17 @@ async fn set_scale(
         }
         let expected = write::changed_precondition(&scale, &current)?;
         let mut new = old.clone();
-        new["spec"]["replicas"] = json!(replicas);
+        let path = paths
+            .as_ref()
+            .map_or(".spec.replicas", |p| &p.spec_replicas);
+        set_path(&mut new, path, json!(replicas));
         Ok((new, expected))
     })
     .await?;
-    Ok(render::value_response(StatusCode::OK, &scale_of(&updated)))
+    Ok(render::value_response(
+        StatusCode::OK,
+        &scale_of(&updated, paths.as_ref()),
+    ))
 }
 
 fn success() -> Value {
@@ -297,12 +351,13 @@ async fn finalize(
     reg: &Arc<Registry>,
     t: &Target,
     q: &Query,
+    headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let dry_run = q.dry_run()?;
+    let opts = WriteOpts::from_request(q, headers, "finalize")?;
     let sent = request::parse_json(body)?;
     let finalizers = sent["spec"]["finalizers"].clone();
-    let updated = write::update_with(reg, t, Part::Main, dry_run, |old| {
+    let updated = write::update_with(reg, t, Part::Main, &opts, |old| {
         let mut new = old.clone();
         if finalizers.is_null() {
             if let Some(spec) = new["spec"].as_object_mut() {

@@ -31,6 +31,7 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 /// How a watch renders events.
 struct Renderer {
     t: Target,
+    custom: Option<std::sync::Arc<super::resources::CustomVersion>>,
     form: Form,
     include: Include,
     columns_sent: bool,
@@ -52,6 +53,7 @@ impl Renderer {
                 let meta = json!({ "resourceVersion": obj.rv.to_string() });
                 let table = render::table(
                     self.t.info,
+                    self.custom.as_deref(),
                     version,
                     &[&obj.value],
                     self.include,
@@ -149,7 +151,7 @@ pub async fn serve(
         // Upstream picks 30–60 minutes at random; kubectl `get -w` ends when the stream does.
         _ => Duration::from_secs(1800 + u64::from(rand_byte()) * 7),
     };
-    let cache = super::read::resource(reg, t)?;
+    let cache = super::read::resource(reg, t);
     // Where the watch starts: 0 = with the current objects.
     if rv.is_none() {
         reg.cache.wait_fresh().await?;
@@ -168,6 +170,7 @@ pub async fn serve(
     let ns = t.namespace.clone();
     let mut r = Renderer {
         t: t.clone(),
+        custom: reg.resources.custom(t.info),
         form,
         include,
         columns_sent: false,
@@ -218,7 +221,7 @@ pub async fn serve(
                         got = live.recv() => match got {
                             Ok(e) => pending.push(e),
                             Err(broadcast::error::RecvError::Lagged(_)) => {
-                                let Some(c) = reg.cache.resource(t.info) else { return };
+                                let c = reg.cache.resource(t.info);
                                 live = live.resubscribe();
                                 match c.catch_up(last) {
                                     Ok(events) => pending = events,

@@ -11,13 +11,14 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
+use super::fields;
+pub use super::fields::WriteOpts;
 use super::kinds::{self, Deletion};
 use super::object;
-use super::patch;
 use super::path::Target;
 use super::read::Selectors;
 use super::render;
-use super::request::{self, BodyType, Query};
+use super::request::{self, Query};
 use super::Registry;
 use crate::status::ApiError;
 
@@ -103,7 +104,8 @@ pub fn decode_object(t: &Target, q: &Query, sent: Value) -> Result<Decoded, ApiE
     Ok(Decoded { obj, warnings })
 }
 
-fn with_warnings(mut res: Response, warnings: &[String]) -> Response {
+/// Adds `Warning` headers (code 299) to a response.
+pub fn with_warnings(mut res: Response, warnings: &[String]) -> Response {
     for w in warnings {
         let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
         if let Ok(v) = HeaderValue::from_str(&text) {
@@ -125,9 +127,7 @@ pub async fn check_namespace(reg: &Registry, t: &Target, name: &str) -> Result<(
     let Some(info) = tug_api::find("", "v1", "namespaces") else {
         return Ok(());
     };
-    let Some(cache) = reg.cache.resource(info) else {
-        return Ok(());
-    };
+    let cache = reg.cache.resource(info);
     let mut found = cache.get(ns);
     if found.is_none() {
         reg.cache.wait_fresh().await?;
@@ -191,13 +191,26 @@ pub async fn create(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    request::object_body_type(headers)?;
+    let opts = WriteOpts::from_request(q, headers, "")?;
+    let sent = request::parse_json(body)?;
+    let Decoded { obj, warnings } = decode_object(t, q, sent)?;
+    let obj = create_object(reg, t, &opts, obj).await?;
+    let res = render::value_response(StatusCode::CREATED, &obj);
+    Ok(with_warnings(res, &warnings))
+}
+
+/// Creates a decoded object: names, metadata, defaults, validation, managedFields, store.
+pub async fn create_object(
+    reg: &Registry,
+    t: &Target,
+    opts: &WriteOpts,
+    mut obj: Value,
+) -> Result<Value, ApiError> {
     if t.info.namespaced && t.namespace.is_none() {
         return Err(ApiError::method_not_allowed());
     }
-    request::object_body_type(headers)?;
-    let dry_run = q.dry_run()?;
-    let sent = request::parse_json(body)?;
-    let Decoded { mut obj, warnings } = decode_object(t, q, sent)?;
+    let dry_run = opts.dry_run;
     if let (Some(url_ns), Some(obj_ns)) = (t.namespace.as_deref(), object::namespace(&obj)) {
         if url_ns != obj_ns {
             return Err(ApiError::bad_request(
@@ -247,19 +260,20 @@ pub async fn create(
         tug_api::meta::timestamp(render::now_unix()),
     );
     kinds::prepare_create(t.info, &mut obj);
-    tug_api::strategy::default_object(t.info.group, t.info.plural, &mut obj);
-    let errors = tug_api::strategy::validate(t.info.group, t.info.plural, &obj, None);
+    let custom = reg.resources.custom(t.info);
+    super::custom::default(custom.as_deref(), t.info, &mut obj);
+    let errors = super::custom::validate(custom.as_deref(), t.info, &obj, None);
     if !errors.is_empty() {
         return Err(invalid(t, &name, &errors));
     }
+    fields::track(reg, t.info, opts, None, &mut obj);
     let taken = {
         let mut alloc = reg.allocator();
         kinds::allocate(t.info, &mut alloc, &mut obj, None).map_err(|e| invalid(t, &name, &e))?
     };
     if dry_run {
         taken.undo(&mut reg.allocator());
-        let res = render::value_response(StatusCode::CREATED, &obj);
-        return Ok(with_warnings(res, &warnings));
+        return Ok(obj);
     }
     let key = key_of(t, &name);
     match reg
@@ -269,8 +283,7 @@ pub async fn create(
     {
         Ok(kv) => {
             object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
-            let res = render::value_response(StatusCode::CREATED, &obj);
-            Ok(with_warnings(res, &warnings))
+            Ok(obj)
         }
         Err(e) => {
             taken.undo(&mut reg.allocator());
@@ -292,6 +305,16 @@ pub enum Part {
     Status,
 }
 
+impl Part {
+    /// The subresource managedFields record for a write of this part.
+    pub fn subresource(self) -> &'static str {
+        match self {
+            Part::Main => "",
+            Part::Status => "status",
+        }
+    }
+}
+
 /// Reads the object, computes its new state with `change` (which may also name the
 /// resourceVersion the client expects), applies the server's rules and writes it with
 /// compare-and-swap, retrying when another writer won and the client named no version.
@@ -299,9 +322,10 @@ pub async fn update_with(
     reg: &Registry,
     t: &Target,
     part: Part,
-    dry_run: bool,
+    opts: &WriteOpts,
     change: impl Fn(&Value) -> Result<(Value, Option<i64>), ApiError>,
 ) -> Result<Value, ApiError> {
+    let dry_run = opts.dry_run;
     let name = t.name_str().to_owned();
     let key = key_of(t, &name);
     for _ in 0..RETRIES {
@@ -359,19 +383,21 @@ pub async fn update_with(
         if part == Part::Main {
             kinds::prepare_update(t.info, &mut new, &old);
         }
-        tug_api::strategy::default_object(t.info.group, t.info.plural, &mut new);
+        let custom = reg.resources.custom(t.info);
+        super::custom::default(custom.as_deref(), t.info, &mut new);
         let taken = {
             let mut alloc = reg.allocator();
             kinds::allocate(t.info, &mut alloc, &mut new, Some(&old))
                 .map_err(|e| invalid(t, &name, &e))?
         };
-        let errors = tug_api::strategy::validate(t.info.group, t.info.plural, &new, Some(&old));
+        let errors = super::custom::validate(custom.as_deref(), t.info, &new, Some(&old));
         if !errors.is_empty() {
             taken.undo(&mut reg.allocator());
             return Err(invalid(t, &name, &errors));
         }
         object::set_meta(&mut new, "resourceVersion", kv.mod_revision.to_string());
-        if new == old {
+        fields::track(reg, t.info, opts, Some(&old), &mut new);
+        if fields::unchanged(&new, &old) {
             return Ok(old);
         }
         if dry_run {
@@ -450,72 +476,12 @@ pub async fn replace(
     part: Part,
 ) -> Result<Response, ApiError> {
     request::object_body_type(headers)?;
-    let dry_run = q.dry_run()?;
+    let opts = WriteOpts::from_request(q, headers, part.subresource())?;
     let sent = request::parse_json(body)?;
     let Decoded { obj, warnings } = decode_object(t, q, sent)?;
     let expected = precondition(&obj)?;
-    let updated = update_with(reg, t, part, dry_run, |_| Ok((obj.clone(), expected))).await?;
+    let updated = update_with(reg, t, part, &opts, |_| Ok((obj.clone(), expected))).await?;
     let res = render::value_response(StatusCode::OK, &updated);
-    Ok(with_warnings(res, &warnings))
-}
-
-/// Applies a JSON or merge patch to `old`; the result must still decode as the kind.
-pub fn apply_patch(
-    t: &Target,
-    q: &Query,
-    kind: BodyType,
-    patch_doc: &Value,
-    old: &Value,
-) -> Result<(Value, Vec<String>), ApiError> {
-    let mut doc = old.clone();
-    match kind {
-        BodyType::MergePatch => patch::merge_patch(&mut doc, patch_doc),
-        BodyType::JsonPatch => patch::json_patch(&mut doc, patch_doc).map_err(|e| match e {
-            patch::PatchError::Malformed(m) => ApiError::bad_request(m),
-            patch::PatchError::Failed(m) => ApiError {
-                code: StatusCode::UNPROCESSABLE_ENTITY,
-                reason: "Invalid",
-                message: m,
-                details: None,
-            },
-        })?,
-        BodyType::StrategicMergePatch | BodyType::ApplyPatch | BodyType::Json => {
-            return Err(ApiError {
-                code: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                reason: "UnsupportedMediaType",
-                message: "strategic merge and apply patches are not supported yet; use \
-                          application/merge-patch+json or application/json-patch+json"
-                    .to_owned(),
-                details: None,
-            })
-        }
-    }
-    let decoded = decode_object(t, q, doc)?;
-    Ok((decoded.obj, decoded.warnings))
-}
-
-/// PATCH an object (or, with `part`, its status).
-pub async fn patch(
-    reg: &Arc<Registry>,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &Bytes,
-    part: Part,
-) -> Result<Response, ApiError> {
-    let kind = request::patch_body_type(headers)?;
-    let dry_run = q.dry_run()?;
-    let doc = request::parse_json(body)?;
-    let warnings = std::sync::Mutex::new(Vec::new());
-    let updated = update_with(reg, t, part, dry_run, |old| {
-        let (new, w) = apply_patch(t, q, kind, &doc, old)?;
-        *warnings.lock().unwrap_or_else(|e| e.into_inner()) = w;
-        let expected = changed_precondition(&new, old)?;
-        Ok((new, expected))
-    })
-    .await?;
-    let res = render::value_response(StatusCode::OK, &updated);
-    let warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(with_warnings(res, &warnings))
 }
 
@@ -700,7 +666,7 @@ pub async fn delete_collection(
     let opts = delete_options(q, body)?;
     let sel = Selectors::from_query(t, q)?;
     reg.cache.wait_fresh().await?;
-    let cache = super::read::resource(reg, t)?;
+    let cache = super::read::resource(reg, t);
     let snap = cache.snapshot(t.namespace.as_deref(), reg.cache.revision());
     let mut deleted = Vec::new();
     for c in snap.items.iter().filter(|c| sel.matches(t, &c.value)) {

@@ -1,0 +1,404 @@
+//! The CustomResourceDefinition controller, run inside the API server as upstream's
+//! apiextensions-apiserver does: it watches CRDs in the watch cache and, on every change,
+//! recomputes the served custom resources (names checked for conflicts, `NamesAccepted` and
+//! `Established` conditions, accepted names and stored versions written to the status),
+//! swaps them into [`Resources`](super::resources::Resources) (routing, discovery) and the
+//! OpenAPI documents, and finishes deleting CRDs: their objects are deleted, then the
+//! `customresourcecleanup.apiextensions.k8s.io` finalizer is removed.
+//!
+//! It is level-triggered: every event leads to one full pass over all CRDs (there are few),
+//! and a pass is idempotent — a status that is already right is not written again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, CustomResourceDefinitionVersion,
+};
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::path::Target;
+use super::resources::{custom_info, CustomNames, CustomVersion, ScalePaths};
+use super::write::{self, Part};
+use super::{object, Registry};
+
+/// The finalizer every CRD carries until its objects are gone.
+pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+fn crd_info() -> Option<&'static tug_api::ResourceInfo> {
+    tug_api::find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+}
+
+/// Starts the controller; it runs as long as the cache does.
+pub fn spawn(reg: Arc<Registry>) {
+    tokio::spawn(async move { run(reg).await });
+}
+
+async fn run(reg: Arc<Registry>) {
+    let Some(info) = crd_info() else { return };
+    loop {
+        let cache = reg.cache.resource(info);
+        let Ok(sub) = cache.subscribe(0, None, reg.cache.revision()) else {
+            return;
+        };
+        let mut live = sub.live;
+        let mut pending = sync(&reg).await;
+        loop {
+            // Objects of a CRD being deleted may wait on their own finalizers: their changes
+            // are not CRD events, so look again after a while until they are gone.
+            let retry = async {
+                if pending {
+                    tokio::time::sleep(DELETION_RETRY).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                got = live.recv() => match got {
+                    Ok(_) => {
+                        // Everything queued is covered by one pass.
+                        while live.try_recv().is_ok() {}
+                    }
+                    Err(RecvError::Lagged(_)) => {}
+                    // The cache was refilled: subscribe again.
+                    Err(RecvError::Closed) => break,
+                },
+                () = retry => {}
+            }
+            pending = sync(&reg).await;
+        }
+    }
+}
+
+/// How soon a pass runs again while a CRD's objects are still being deleted.
+const DELETION_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// One pass over every CRD; true while a CRD being deleted still has objects.
+pub async fn sync(reg: &Arc<Registry>) -> bool {
+    let Some(info) = crd_info() else { return false };
+    let mut crds: Vec<Value> = reg
+        .cache
+        .resource(info)
+        .snapshot(None, reg.cache.revision())
+        .items
+        .iter()
+        .map(|c| c.value.clone())
+        .collect();
+    // The oldest CRD keeps contested names, as upstream.
+    crds.sort_by(|a, b| {
+        let key = |v: &Value| {
+            (
+                v["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                object::name(v).to_owned(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let mut taken: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut served = Vec::new();
+    let mut statuses = Vec::new();
+    for crd in &crds {
+        let Ok(typed) = serde_json::from_value::<CustomResourceDefinition>(crd.clone()) else {
+            tracing::warn!(
+                crd = object::name(crd),
+                "undecodable CustomResourceDefinition"
+            );
+            continue;
+        };
+        let spec = &typed.spec;
+        let names = &spec.names;
+        let in_group = taken.entry(spec.group.clone()).or_default();
+        let mut wanted = vec![names.plural.clone(), names.kind.clone()];
+        wanted.extend(names.singular.iter().filter(|s| !s.is_empty()).cloned());
+        wanted.extend(names.short_names.iter().flatten().cloned());
+        let conflict = wanted
+            .iter()
+            .find(|n| in_group.contains(*n) || builtin_name(&spec.group, n));
+        let accepted = conflict.is_none();
+        if accepted {
+            in_group.extend(wanted.iter().cloned());
+            for v in spec.versions.iter().filter(|v| v.served) {
+                served.push(custom_version(&typed, v));
+            }
+        }
+        statuses.push((
+            object::name(crd).to_owned(),
+            status_for(crd, &typed, conflict),
+        ));
+    }
+    reg.resources.set_custom(served);
+    for (name, status) in statuses {
+        write_status(reg, &name, status).await;
+    }
+    let mut pending = false;
+    for crd in crds.iter().filter(|c| object::is_deleting(c)) {
+        pending |= !finish_deletion(reg, crd).await;
+    }
+    pending
+}
+
+/// Whether `name` belongs to a built-in resource of `group`.
+fn builtin_name(group: &str, name: &str) -> bool {
+    tug_api::catalogue().iter().any(|r| {
+        r.group == group && (r.plural == name || r.kind == name || r.short_names.contains(&name))
+    })
+}
+
+fn custom_version(
+    crd: &CustomResourceDefinition,
+    v: &CustomResourceDefinitionVersion,
+) -> CustomVersion {
+    let spec = &crd.spec;
+    let names = &spec.names;
+    let subresources = v.subresources.as_ref();
+    let status = subresources.is_some_and(|s| s.status.is_some());
+    let scale = subresources
+        .and_then(|s| s.scale.as_ref())
+        .map(|s| ScalePaths {
+            spec_replicas: s.spec_replicas_path.clone(),
+            status_replicas: s.status_replicas_path.clone(),
+            label_selector: s.label_selector_path.clone(),
+        });
+    let info = custom_info(&CustomNames {
+        group: spec.group.clone(),
+        version: v.name.clone(),
+        kind: names.kind.clone(),
+        plural: names.plural.clone(),
+        namespaced: spec.scope == "Namespaced",
+        short_names: names.short_names.clone().unwrap_or_default(),
+        categories: names.categories.clone().unwrap_or_default(),
+        status,
+        scale: scale.is_some(),
+    });
+    let props = v
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref());
+    CustomVersion {
+        info,
+        crd: crd.metadata.name.clone().unwrap_or_default(),
+        list_kind: names
+            .list_kind
+            .clone()
+            .unwrap_or_else(|| format!("{}List", names.kind)),
+        singular: names
+            .singular
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| names.kind.to_ascii_lowercase()),
+        schema: props
+            .and_then(|p| serde_json::to_value(p).ok())
+            .unwrap_or(Value::Null),
+        structural: props.map(tug_api::crd::Structural::new),
+        ty: props.map_or_else(tug_api::schema::Ty::any, tug_api::crd::to_ty),
+        columns: tug_api::crd::columns(v),
+        scale,
+        status,
+    }
+}
+
+/// The status a CRD should have, given whether its names conflict.
+fn status_for(crd: &Value, typed: &CustomResourceDefinition, conflict: Option<&String>) -> Value {
+    let spec = &typed.spec;
+    let old = &crd["status"];
+    let now = tug_api::meta::timestamp(super::render::now_unix());
+    let old_conditions = old["conditions"].as_array().cloned().unwrap_or_default();
+    let condition = |type_: &str, status: &str, reason: &str, message: &str| {
+        let previous = old_conditions
+            .iter()
+            .find(|c| c["type"] == type_ && c["status"] == status);
+        let since = previous
+            .and_then(|c| c["lastTransitionTime"].as_str())
+            .map_or_else(|| now.clone(), str::to_owned);
+        json!({
+            "type": type_,
+            "status": status,
+            "lastTransitionTime": since,
+            "reason": reason,
+            "message": message,
+        })
+    };
+    let mut conditions = Vec::new();
+    match conflict {
+        None => {
+            conditions.push(condition(
+                "NamesAccepted",
+                "True",
+                "NoConflicts",
+                "no conflicts found",
+            ));
+            conditions.push(condition(
+                "Established",
+                "True",
+                "InitialNamesAccepted",
+                "the initial names have been accepted",
+            ));
+        }
+        Some(name) => {
+            let message = format!("{name:?} is already in use");
+            conditions.push(condition(
+                "NamesAccepted",
+                "False",
+                "NameConflict",
+                &message,
+            ));
+            conditions.push(condition(
+                "Established",
+                "False",
+                "NotAccepted",
+                "not all names are accepted",
+            ));
+        }
+    }
+    if object::is_deleting(crd) {
+        conditions.push(condition(
+            "Terminating",
+            "True",
+            "InstanceDeletionInProgress",
+            "CustomResource deletion is in progress",
+        ));
+    }
+    let mut stored: Vec<Value> = old["storedVersions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(v) = spec.versions.iter().find(|v| v.storage) {
+        if !stored.iter().any(|s| s == v.name.as_str()) {
+            stored.push(json!(v.name));
+        }
+    }
+    let names = &spec.names;
+    let accepted = if conflict.is_none() {
+        json!({
+            "plural": names.plural,
+            "singular": names.singular.clone().filter(|s| !s.is_empty())
+                .unwrap_or_else(|| names.kind.to_ascii_lowercase()),
+            "kind": names.kind,
+            "listKind": names.list_kind.clone().unwrap_or_else(|| format!("{}List", names.kind)),
+            "shortNames": names.short_names,
+            "categories": names.categories,
+        })
+    } else {
+        old.get("acceptedNames")
+            .cloned()
+            .unwrap_or_else(|| json!({"plural": "", "kind": ""}))
+    };
+    let mut status = json!({
+        "conditions": conditions,
+        "acceptedNames": accepted,
+        "storedVersions": stored,
+    });
+    if let Some(m) = status["acceptedNames"].as_object_mut() {
+        m.retain(|_, v| !v.is_null());
+    }
+    status
+}
+
+fn crd_target(name: &str) -> Option<Target> {
+    Some(Target {
+        info: crd_info()?,
+        namespace: None,
+        name: Some(name.to_owned()),
+        sub: Some("status".to_owned()),
+    })
+}
+
+/// Writes `status` unless the CRD already has it.
+async fn write_status(reg: &Registry, name: &str, status: Value) {
+    let Some(t) = crd_target(name) else { return };
+    let opts = write::WriteOpts::internal();
+    let result = write::update_with(reg, &t, Part::Status, &opts, |old| {
+        let mut new = old.clone();
+        new["status"] = status.clone();
+        Ok((new, None))
+    })
+    .await;
+    if let Err(e) = result {
+        if e.code != http::StatusCode::NOT_FOUND {
+            tracing::warn!(crd = name, error = %e.message, "could not write CRD status");
+        }
+    }
+}
+
+/// Deletes the objects of a CRD being deleted, then lets the CRD go; false while objects
+/// remain.
+async fn finish_deletion(reg: &Arc<Registry>, crd: &Value) -> bool {
+    let Ok(typed) = serde_json::from_value::<CustomResourceDefinition>(crd.clone()) else {
+        return true;
+    };
+    let name = object::name(crd).to_owned();
+    let spec = &typed.spec;
+    let Some(version) = spec
+        .versions
+        .iter()
+        .find(|v| v.storage)
+        .or(spec.versions.first())
+    else {
+        return true;
+    };
+    let info = custom_info(&CustomNames {
+        group: spec.group.clone(),
+        version: version.name.clone(),
+        kind: spec.names.kind.clone(),
+        plural: spec.names.plural.clone(),
+        namespaced: spec.scope == "Namespaced",
+        short_names: spec.names.short_names.clone().unwrap_or_default(),
+        categories: spec.names.categories.clone().unwrap_or_default(),
+        status: false,
+        scale: false,
+    });
+    let objects = reg
+        .cache
+        .resource(info)
+        .snapshot(None, reg.cache.revision());
+    let mut remaining = 0;
+    for obj in &objects.items {
+        let t = Target {
+            info,
+            namespace: obj
+                .namespace()
+                .map(str::to_owned)
+                .filter(|_| info.namespaced),
+            name: Some(object::name(&obj.value).to_owned()),
+            sub: None,
+        };
+        match write::delete_one(reg, &t, &write::DeleteOptions::default()).await {
+            Ok(_) => {
+                if object::has_finalizers(&obj.value) {
+                    remaining += 1;
+                }
+            }
+            Err(e) if e.code == http::StatusCode::NOT_FOUND => {}
+            Err(e) => {
+                remaining += 1;
+                tracing::warn!(crd = %name, error = %e.message, "could not delete a custom object");
+            }
+        }
+    }
+    if remaining > 0 {
+        return false;
+    }
+    let Some(mut t) = crd_target(&name) else {
+        return true;
+    };
+    t.sub = None;
+    let opts = write::WriteOpts::internal();
+    let result = write::update_with(reg, &t, Part::Main, &opts, |old| {
+        let mut new = old.clone();
+        if let Some(f) = new["metadata"]["finalizers"].as_array_mut() {
+            f.retain(|x| x != CLEANUP_FINALIZER);
+        }
+        Ok((new, None))
+    })
+    .await;
+    if let Err(e) = result {
+        if e.code != http::StatusCode::NOT_FOUND {
+            tracing::warn!(crd = %name, error = %e.message, "could not finish deleting a CRD");
+        }
+    }
+    true
+}

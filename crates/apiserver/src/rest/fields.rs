@@ -1,0 +1,245 @@
+//! Field management on writes: who the writer is (`fieldManager`, or the User-Agent's
+//! product as upstream), the options every write carries ([`WriteOpts`]), and the
+//! `metadata.managedFields` bookkeeping of ordinary writes (operation `Update`); server-side
+//! apply computes its own in [`super::apply`]. The set logic is `tug_api::apply`'s.
+
+use http::HeaderMap;
+use serde_json::Value;
+use tug_api::schema::Ty;
+use tug_api::strategy::{ErrorType, FieldError};
+use tug_api::ResourceInfo;
+
+use super::request::Query;
+use super::Registry;
+use crate::status::ApiError;
+
+/// How a write is recorded in managedFields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// An ordinary write: the changed fields become the manager's (operation `Update`).
+    Update,
+    /// Server-side apply: the apply code has written managedFields already.
+    Apply,
+}
+
+/// What every write carries besides its body.
+#[derive(Clone, Debug)]
+pub struct WriteOpts {
+    /// `dryRun=All`: do everything but persist.
+    pub dry_run: bool,
+    /// The field manager.
+    pub manager: String,
+    /// The subresource written through (`status`, `scale`), or "".
+    pub subresource: String,
+    /// How managedFields are kept.
+    pub operation: Operation,
+}
+
+/// Longest field manager name upstream accepts.
+const MAX_MANAGER: usize = 128;
+
+impl WriteOpts {
+    /// A write the server makes itself (status of CRDs, bootstrap objects).
+    pub fn internal() -> WriteOpts {
+        WriteOpts {
+            dry_run: false,
+            manager: "kube-apiserver".to_owned(),
+            subresource: String::new(),
+            operation: Operation::Update,
+        }
+    }
+
+    /// The options of a client's write: `dryRun`, `fieldManager` (else the User-Agent's
+    /// product, as upstream), the subresource.
+    pub fn from_request(
+        q: &Query,
+        headers: &HeaderMap,
+        subresource: &str,
+    ) -> Result<WriteOpts, ApiError> {
+        let dry_run = q.dry_run()?;
+        let manager = match q.get("fieldManager") {
+            Some(m) => {
+                if m.len() > MAX_MANAGER {
+                    return Err(invalid_manager(
+                        m,
+                        &format!("must be no more than {MAX_MANAGER} characters"),
+                    ));
+                }
+                if m.chars().any(|c| c.is_control()) {
+                    return Err(invalid_manager(m, "must only contain printable characters"));
+                }
+                m.to_owned()
+            }
+            None => manager_from_user_agent(headers),
+        };
+        Ok(WriteOpts {
+            dry_run,
+            manager,
+            subresource: subresource.to_owned(),
+            operation: Operation::Update,
+        })
+    }
+}
+
+fn invalid_manager(value: &str, detail: &str) -> ApiError {
+    ApiError::invalid_options(
+        "PatchOptions",
+        FieldError {
+            kind: ErrorType::Invalid,
+            field: "fieldManager".into(),
+            bad_value: Some(Value::String(value.to_owned())),
+            detail: detail.to_owned(),
+        },
+    )
+}
+
+/// Upstream's default manager: the User-Agent up to its first `/`, at most 128 bytes.
+fn manager_from_user_agent(headers: &HeaderMap) -> String {
+    let ua = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let product = ua.split('/').next().unwrap_or("");
+    let mut end = product.len().min(MAX_MANAGER);
+    while !product.is_char_boundary(end) {
+        end -= 1;
+    }
+    product[..end].to_owned()
+}
+
+/// The type of a resource's objects for apply and strategic merge: the built-in kind's
+/// schema, the CRD's, or untyped.
+pub fn type_of(reg: &Registry, info: &ResourceInfo) -> Ty {
+    if let Some(custom) = reg.resources.custom(info) {
+        return custom.ty.clone();
+    }
+    tug_api::schema::builtin()
+        .kind(info.group, info.version, info.kind)
+        .unwrap_or_else(Ty::any)
+}
+
+/// Records an ordinary write in `new`'s managedFields. A body without managedFields keeps
+/// the stored ones; an explicit empty list clears them, as upstream.
+pub fn track(
+    reg: &Registry,
+    info: &ResourceInfo,
+    opts: &WriteOpts,
+    old: Option<&Value>,
+    new: &mut Value,
+) {
+    if opts.operation == Operation::Apply {
+        return;
+    }
+    let sent = new["metadata"].get("managedFields").cloned();
+    match (&sent, old) {
+        (None | Some(Value::Null), Some(old)) => {
+            if let Some(m) = old["metadata"].get("managedFields") {
+                super::object::set_meta(new, "managedFields", m.clone());
+            }
+        }
+        (Some(Value::Array(list)), _) if list.is_empty() => {
+            super::object::remove_meta(new, "managedFields");
+            return;
+        }
+        _ => {}
+    }
+    let ty = type_of(reg, info);
+    let time = tug_api::meta::timestamp(super::render::now_unix());
+    let api_version = info.group_version();
+    let mgr = tug_api::apply::Manager {
+        name: &opts.manager,
+        api_version: &api_version,
+        time: &time,
+        subresource: &opts.subresource,
+    };
+    if let Err(e) = tug_api::apply::record_update(old, new, &mgr, &ty, tug_api::schema::builtin()) {
+        // Unreadable managedFields are reset, as upstream does, rather than failing a write.
+        tracing::warn!(error = %e, "resetting unreadable managedFields");
+        super::object::remove_meta(new, "managedFields");
+        let _ = tug_api::apply::record_update(None, new, &mgr, &ty, tug_api::schema::builtin());
+    }
+}
+
+/// Whether a write changes nothing but managedFields timestamps (then it is not stored, as
+/// upstream skips no-op updates).
+pub fn unchanged(new: &Value, old: &Value) -> bool {
+    let (Value::Object(n), Value::Object(o)) = (new, old) else {
+        return new == old;
+    };
+    if n.len() != o.len() {
+        return false;
+    }
+    n.iter().all(|(k, v)| match (k.as_str(), o.get(k)) {
+        (_, None) => false,
+        ("metadata", Some(old_meta)) => same_metadata(v, old_meta),
+        (_, Some(ov)) => v == ov,
+    })
+}
+
+fn same_metadata(new: &Value, old: &Value) -> bool {
+    let (Value::Object(n), Value::Object(o)) = (new, old) else {
+        return new == old;
+    };
+    if n.len() != o.len() {
+        return false;
+    }
+    n.iter().all(|(k, v)| match (k.as_str(), o.get(k)) {
+        (_, None) => false,
+        ("managedFields", Some(ov)) => same_ignoring_time(v, ov),
+        (_, Some(ov)) => v == ov,
+    })
+}
+
+fn same_ignoring_time(new: &Value, old: &Value) -> bool {
+    let (Value::Array(n), Value::Array(o)) = (new, old) else {
+        return new == old;
+    };
+    n.len() == o.len()
+        && n.iter().zip(o).all(|(a, b)| match (a, b) {
+            (Value::Object(a), Value::Object(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .all(|(k, v)| k == "time" || b.get(k).is_some_and(|w| w == v))
+            }
+            _ => a == b,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manager_defaults_to_the_user_agent_product() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static("kubectl/v1.33.0 (linux/amd64) kubernetes/abc"),
+        );
+        let opts = WriteOpts::from_request(&Query::parse(None), &h, "").unwrap();
+        assert_eq!(opts.manager, "kubectl");
+        let q = Query::parse(Some("fieldManager=kubectl-edit"));
+        assert_eq!(
+            WriteOpts::from_request(&q, &h, "").unwrap().manager,
+            "kubectl-edit"
+        );
+        let long = format!("fieldManager={}", "m".repeat(129));
+        let err = WriteOpts::from_request(&Query::parse(Some(&long)), &h, "").unwrap_err();
+        assert_eq!(err.code, http::StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn only_managed_field_times_changing_is_no_change() {
+        let old = serde_json::json!({"metadata": {"name": "a", "managedFields": [
+            {"manager": "m", "time": "2026-01-01T00:00:00Z", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"x": 1}});
+        let mut new = old.clone();
+        new["metadata"]["managedFields"][0]["time"] = "2026-01-02T00:00:00Z".into();
+        assert!(unchanged(&new, &old));
+        new["metadata"]["managedFields"][0]["manager"] = "other".into();
+        assert!(!unchanged(&new, &old));
+        let mut new = old.clone();
+        new["spec"]["x"] = 2.into();
+        assert!(!unchanged(&new, &old));
+    }
+}
