@@ -195,6 +195,20 @@ impl Kubectl {
         err
     }
 
+    /// Runs kubectl with `args` and extra environment variables, asserting success; returns
+    /// stdout.
+    #[allow(dead_code)]
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let mut cmd = self.cmd();
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let (ok, out, err) = run(&mut cmd);
+        assert!(ok, "kubectl 1.{} {args:?} failed: {err}\n{out}", self.minor);
+        out
+    }
+
     /// Runs kubectl with `args` and `input` on stdin, asserting success; returns stdout.
     pub fn ok_stdin(&self, args: &[&str], input: &str) -> String {
         let (ok, out, err) = self.run_stdin(args, input);
