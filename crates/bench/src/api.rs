@@ -40,6 +40,10 @@ pub struct Options {
     pub watch_events: usize,
     /// Where both servers keep their data; a temp dir if `None`.
     pub dir: Option<PathBuf>,
+    /// Deployments in the server-side apply case.
+    pub apply_objects: usize,
+    /// Concurrent clients in the server-side apply case.
+    pub apply_clients: usize,
 }
 
 impl Default for Options {
@@ -52,6 +56,8 @@ impl Default for Options {
             list_rounds: 20,
             watch_events: 500,
             dir: None,
+            apply_objects: 1000,
+            apply_clients: 16,
         }
     }
 }
@@ -211,6 +217,66 @@ async fn mutating(s: &Server, o: &Options) -> Result<(f64, Histogram<u64>)> {
     Ok((all.len() as f64 / secs, all))
 }
 
+/// A Deployment as an apply configuration.
+fn deployment_config(name: &str, image: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{
+                    "name": "web", "image": image,
+                    "ports": [{"containerPort": 80}],
+                    "env": [{"name": "MODE", "value": "bench"}],
+                }]},
+            },
+        },
+    })
+}
+
+/// Server-side apply of `apply_objects` Deployments from `apply_clients` clients: each is
+/// applied once (a create) and once more with a new image (an update).
+async fn applies(s: &Server, o: &Options) -> Result<(f64, Histogram<u64>)> {
+    let mut c = s.conn().await?;
+    create_namespace(&mut c, "apply").await?;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let clients = o.apply_clients.max(1);
+    for client in 0..clients {
+        let mut conn = s.conn().await?;
+        let mine: Vec<usize> = (client..o.apply_objects).step_by(clients).collect();
+        tasks.push(tokio::spawn(async move {
+            let mut h = histogram();
+            for (image, code) in [("busybox:1.36", 201), ("busybox:1.37", 200)] {
+                for i in &mine {
+                    let name = format!("d{i}");
+                    let path = format!(
+                        "/apis/apps/v1/namespaces/apply/deployments/{name}?fieldManager=bench&force=true"
+                    );
+                    let config = deployment_config(&name, image);
+                    let t = Instant::now();
+                    let r = conn
+                        .call_as("PATCH", &path, body(&config), "application/apply-patch+yaml")
+                        .await?;
+                    record(&mut h, t.elapsed());
+                    expect(&r, code, "server-side apply")?;
+                }
+            }
+            Ok::<_, Error>(h)
+        }));
+    }
+    let mut all = histogram();
+    for t in tasks {
+        let h = t.await.map_err(|e| Error::Invalid(e.to_string()))??;
+        let _ = all.add(&h);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok((all.len() as f64 / secs, all))
+}
+
 /// GETs of existing objects from every client.
 async fn gets(s: &Server, o: &Options) -> Result<Histogram<u64>> {
     let start = Instant::now();
@@ -340,6 +406,8 @@ struct Results {
     get: Histogram<u64>,
     list: Histogram<u64>,
     watch: Histogram<u64>,
+    apply_ops: f64,
+    apply: Histogram<u64>,
     loaded_rss: f64,
 }
 
@@ -351,7 +419,10 @@ async fn measure(s: &Server, o: &Options) -> Result<Results> {
     let get = gets(s, o).await?;
     let list = lists(s, o).await?;
     let watch = watch_delivery(s, o).await?;
+    let (apply_ops, apply) = applies(s, o).await?;
     Ok(Results {
+        apply_ops,
+        apply,
         idle_rss,
         ops,
         mutate,
@@ -420,6 +491,21 @@ pub async fn run(options: &Options) -> Result<Table> {
             }),
             row("watch delivery p99".into(), "ms", Better::Lower, &|x| {
                 ms(&x.watch, 0.99)
+            }),
+            row(
+                format!(
+                    "server-side apply, {} deployments, {} clients",
+                    options.apply_objects, options.apply_clients
+                ),
+                "req/s",
+                Better::Higher,
+                &|x| x.apply_ops,
+            ),
+            row("apply p50".into(), "ms", Better::Lower, &|x| {
+                ms(&x.apply, 0.5)
+            }),
+            row("apply p99".into(), "ms", Better::Lower, &|x| {
+                ms(&x.apply, 0.99)
             }),
             row(
                 format!("RSS after the run ({pods} pods)"),

@@ -77,13 +77,14 @@ impl Conn {
         method: &str,
         path: &str,
         body: Option<Bytes>,
+        content_type: &str,
     ) -> Result<http::Response<hyper::body::Incoming>> {
         let mut req = http::Request::builder()
             .method(method)
             .uri(path)
             .header("host", "127.0.0.1");
         if body.is_some() {
-            req = req.header("content-type", "application/json");
+            req = req.header("content-type", content_type);
         }
         let req = req
             .body(Full::new(body.unwrap_or_default()))
@@ -100,7 +101,18 @@ impl Conn {
 
     /// Sends one request and reads the whole response.
     pub async fn call(&mut self, method: &str, path: &str, body: Option<Bytes>) -> Result<Reply> {
-        let res = self.send(method, path, body).await?;
+        self.call_as(method, path, body, "application/json").await
+    }
+
+    /// Sends one request with a body of the given Content-Type and reads the response.
+    pub async fn call_as(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Bytes>,
+        content_type: &str,
+    ) -> Result<Reply> {
+        let res = self.send(method, path, body, content_type).await?;
         let status = res.status().as_u16();
         let body = res
             .into_body()
@@ -113,7 +125,7 @@ impl Conn {
 
     /// Sends a GET and returns the response body as a stream of chunks (watches).
     pub async fn stream(&mut self, path: &str) -> Result<hyper::body::Incoming> {
-        Ok(self.send("GET", path, None).await?.into_body())
+        Ok(self.send("GET", path, None, "").await?.into_body())
     }
 }
 

@@ -19,6 +19,7 @@ pub mod read;
 pub mod render;
 pub mod request;
 pub mod resources;
+pub mod strict;
 pub mod subresource;
 pub mod watch;
 pub mod write;

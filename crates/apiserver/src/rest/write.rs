@@ -66,6 +66,27 @@ pub fn object_map(sent: Value) -> Result<serde_json::Map<String, Value>, ApiErro
 /// Decodes an object body for `t`: JSON, the right apiVersion and kind (filled in when
 /// absent), the kind's schema, and unknown fields per `fieldValidation`.
 pub fn decode_object(t: &Target, q: &Query, sent: Value) -> Result<Decoded, ApiError> {
+    decode_checked(t, q, sent, Vec::new())
+}
+
+/// Parses and decodes an object body, counting its duplicate fields as `fieldValidation`
+/// problems too.
+pub fn decode_body(t: &Target, q: &Query, body: &[u8]) -> Result<Decoded, ApiError> {
+    let sent = request::parse_json(body)?;
+    let duplicates = if q.get("fieldValidation") == Some("Ignore") {
+        Vec::new()
+    } else {
+        super::strict::duplicate_fields(body)
+    };
+    decode_checked(t, q, sent, duplicates)
+}
+
+fn decode_checked(
+    t: &Target,
+    q: &Query,
+    sent: Value,
+    duplicates: Vec<String>,
+) -> Result<Decoded, ApiError> {
     let kind = t.info.kind;
     let mut map = object_map(sent)?;
     check_type_field(
@@ -85,10 +106,11 @@ pub fn decode_object(t: &Target, q: &Query, sent: Value) -> Result<Decoded, ApiE
     })?;
     let dropped = object::dropped_fields(&sent, &obj);
     let mut warnings = Vec::new();
-    if !dropped.is_empty() {
+    if !dropped.is_empty() || !duplicates.is_empty() {
         let texts: Vec<String> = dropped
             .iter()
             .map(|f| format!("unknown field {f:?}"))
+            .chain(duplicates.iter().map(|f| format!("duplicate field {f:?}")))
             .collect();
         match q.get("fieldValidation") {
             Some("Strict") => {
@@ -193,8 +215,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     request::object_body_type(headers)?;
     let opts = WriteOpts::from_request(q, headers, "")?;
-    let sent = request::parse_json(body)?;
-    let Decoded { obj, warnings } = decode_object(t, q, sent)?;
+    let Decoded { obj, warnings } = decode_body(t, q, body)?;
     let obj = create_object(reg, t, &opts, obj).await?;
     let res = render::value_response(StatusCode::CREATED, &obj);
     Ok(with_warnings(res, &warnings))
@@ -477,8 +498,7 @@ pub async fn replace(
 ) -> Result<Response, ApiError> {
     request::object_body_type(headers)?;
     let opts = WriteOpts::from_request(q, headers, part.subresource())?;
-    let sent = request::parse_json(body)?;
-    let Decoded { obj, warnings } = decode_object(t, q, sent)?;
+    let Decoded { obj, warnings } = decode_body(t, q, body)?;
     let expected = precondition(&obj)?;
     let updated = update_with(reg, t, part, &opts, |_| Ok((obj.clone(), expected))).await?;
     let res = render::value_response(StatusCode::OK, &updated);

@@ -29,6 +29,12 @@ pub struct ApiArgs {
     /// Events in the watch case.
     #[arg(long, default_value_t = 500)]
     watch_events: usize,
+    /// Deployments in the server-side apply case (each applied twice).
+    #[arg(long, default_value_t = 1000)]
+    apply_objects: usize,
+    /// Concurrent clients in the server-side apply case.
+    #[arg(long, default_value_t = 16)]
+    apply_clients: usize,
     /// Directory for both servers' data. Default: the temp dir.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -59,8 +65,16 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             if !(a.seconds.is_finite() && a.seconds > 0.0) {
                 anyhow::bail!("--seconds must be a positive number, got {}", a.seconds);
             }
-            if a.clients == 0 || a.list_pods == 0 || a.watch_events == 0 {
-                anyhow::bail!("--clients, --list-pods and --watch-events must be positive");
+            if a.clients == 0
+                || a.list_pods == 0
+                || a.watch_events == 0
+                || a.apply_objects == 0
+                || a.apply_clients == 0
+            {
+                anyhow::bail!(
+                    "--clients, --list-pods, --watch-events, --apply-objects and \
+                     --apply-clients must be positive"
+                );
             }
             let options = tug_bench::api::Options {
                 server_exe: std::env::current_exe().context("finding the tug binary")?,
@@ -69,6 +83,8 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 list_pods: a.list_pods,
                 watch_events: a.watch_events,
                 dir: a.dir,
+                apply_objects: a.apply_objects,
+                apply_clients: a.apply_clients,
                 ..Default::default()
             };
             let table = tug_bench::api::run(&options)
