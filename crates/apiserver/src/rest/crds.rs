@@ -304,6 +304,7 @@ fn crd_target(name: &str) -> Option<Target> {
         namespace: None,
         name: Some(name.to_owned()),
         sub: Some("status".to_owned()),
+        custom: None,
     })
 }
 
@@ -365,6 +366,7 @@ async fn finish_deletion(reg: &Arc<Registry>, crd: &Value) -> bool {
                 .filter(|_| info.namespaced),
             name: Some(object::name(&obj.value).to_owned()),
             sub: None,
+            custom: None,
         };
         match write::delete_one(reg, &t, &write::DeleteOptions::default()).await {
             Ok(_) => {

@@ -7,10 +7,9 @@ use http::HeaderMap;
 use serde_json::Value;
 use tug_api::schema::Ty;
 use tug_api::strategy::{ErrorType, FieldError};
-use tug_api::ResourceInfo;
 
+use super::path::Target;
 use super::request::Query;
-use super::Registry;
 use crate::status::ApiError;
 
 /// How a write is recorded in managedFields.
@@ -109,8 +108,9 @@ fn manager_from_user_agent(headers: &HeaderMap) -> String {
 
 /// The type of a resource's objects for apply and strategic merge: the built-in kind's
 /// schema, the CRD's, or untyped.
-pub fn type_of(reg: &Registry, info: &ResourceInfo) -> Ty {
-    if let Some(custom) = reg.resources.custom(info) {
+pub fn type_of(t: &Target) -> Ty {
+    let info = t.info;
+    if let Some(custom) = &t.custom {
         return custom.ty.clone();
     }
     tug_api::schema::builtin()
@@ -120,13 +120,7 @@ pub fn type_of(reg: &Registry, info: &ResourceInfo) -> Ty {
 
 /// Records an ordinary write in `new`'s managedFields. A body without managedFields keeps
 /// the stored ones; an explicit empty list clears them, as upstream.
-pub fn track(
-    reg: &Registry,
-    info: &ResourceInfo,
-    opts: &WriteOpts,
-    old: Option<&Value>,
-    new: &mut Value,
-) {
+pub fn track(t: &Target, opts: &WriteOpts, old: Option<&Value>, new: &mut Value) {
     if opts.operation == Operation::Apply {
         return;
     }
@@ -143,7 +137,8 @@ pub fn track(
         }
         _ => {}
     }
-    let ty = type_of(reg, info);
+    let ty = type_of(t);
+    let info = t.info;
     let time = tug_api::meta::timestamp(super::render::now_unix());
     let api_version = info.group_version();
     let mgr = tug_api::apply::Manager {

@@ -42,7 +42,6 @@ fn unprocessable(message: String) -> ApiError {
 /// Applies a JSON, merge or strategic merge patch to `old`; the result must still decode as
 /// the kind.
 pub fn apply_patch(
-    reg: &Registry,
     t: &Target,
     q: &Query,
     kind: BodyType,
@@ -64,12 +63,12 @@ pub fn apply_patch(
             doc
         }
         BodyType::StrategicMergePatch => {
-            if reg.resources.custom(t.info).is_some() {
+            if t.custom.is_some() {
                 return Err(request::unsupported_patch_type(
                     "application/strategic-merge-patch+json",
                 ));
             }
-            let ty = fields::type_of(reg, t.info);
+            let ty = fields::type_of(t);
             tug_api::strategic::apply(old, patch_doc, &ty, tug_api::schema::builtin()).map_err(
                 |e| match e {
                     tug_api::strategic::SmpError::BadRequest(m) => ApiError::bad_request(m),
@@ -109,7 +108,7 @@ pub async fn patch(
     let doc = request::parse_json(body)?;
     let warnings = Mutex::new(Vec::new());
     let updated = write::update_with(reg, t, part, &opts, |old| {
-        let (new, w) = apply_patch(reg, t, q, kind, &doc, old)?;
+        let (new, w) = apply_patch(t, q, kind, &doc, old)?;
         *warnings.lock().unwrap_or_else(|e| e.into_inner()) = w;
         let expected = write::changed_precondition(&new, old)?;
         Ok((new, expected))
@@ -177,7 +176,7 @@ async fn server_side_apply(
             t.name_str()
         )));
     }
-    let ty = fields::type_of(reg, t.info);
+    let ty = fields::type_of(t);
     let api_version = t.info.group_version();
     let time = tug_api::meta::timestamp(render::now_unix());
     let mgr = tug_api::apply::Manager {

@@ -7,7 +7,7 @@ use super::resources::Resources;
 use crate::status::ApiError;
 
 /// What a URL addresses.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Target {
     /// The resource.
     pub info: &'static ResourceInfo,
@@ -17,6 +17,8 @@ pub struct Target {
     pub name: Option<String>,
     /// The subresource (`status`, `scale`…).
     pub sub: Option<String>,
+    /// The custom resource definition behind `info`, for custom resources.
+    pub custom: Option<std::sync::Arc<super::resources::CustomVersion>>,
 }
 
 impl Target {
@@ -84,6 +86,7 @@ pub fn parse(
         namespace,
         name,
         sub,
+        custom: resources.custom(info),
     })
 }
 

@@ -90,7 +90,7 @@ pub async fn get(
         .ok_or_else(|| ApiError::not_found(t.status_target()))?;
     let body = render::object_body(
         t.info,
-        reg.resources.custom(t.info).as_deref(),
+        t.custom.as_deref(),
         form,
         include,
         Some(&cached.bytes),
@@ -218,13 +218,6 @@ pub async fn list(
     }
     let parts: Vec<(&Bytes, &Value)> = selected.iter().map(|c| (&c.bytes, &c.value)).collect();
     let meta = render::list_meta(list_rv, cont.as_deref());
-    let body = render::list_body(
-        t.info,
-        reg.resources.custom(t.info).as_deref(),
-        form,
-        include,
-        &parts,
-        meta,
-    );
+    let body = render::list_body(t.info, t.custom.as_deref(), form, include, &parts, meta);
     Ok(render::json_response(StatusCode::OK, body))
 }

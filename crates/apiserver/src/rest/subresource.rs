@@ -54,7 +54,7 @@ pub async fn handle(
         }
         ("scale", Method::GET) => {
             let obj = current(reg, t).await?;
-            let paths = scale_paths(reg, t);
+            let paths = scale_paths(t);
             Ok(render::value_response(
                 StatusCode::OK,
                 &scale_of(&obj, paths.as_ref()),
@@ -149,8 +149,8 @@ fn selector_text(sel: &Value) -> String {
 }
 
 /// Where a custom resource keeps its replicas (None: a built-in workload's fields).
-fn scale_paths(reg: &Registry, t: &Target) -> Option<super::resources::ScalePaths> {
-    reg.resources.custom(t.info).and_then(|c| c.scale.clone())
+fn scale_paths(t: &Target) -> Option<super::resources::ScalePaths> {
+    t.custom.as_ref().and_then(|c| c.scale.clone())
 }
 
 /// The value at a simple JSONPath such as `.spec.replicas`.
@@ -224,7 +224,7 @@ async fn set_scale(
     new_scale: impl Fn(&Value) -> Result<Value, ApiError>,
 ) -> Result<Response, ApiError> {
     let opts = WriteOpts::from_request(q, headers, "scale")?;
-    let paths = scale_paths(reg, t);
+    let paths = scale_paths(t);
     let updated = write::update_with(reg, t, Part::Main, &opts, |old| {
         let current = scale_of(old, paths.as_ref());
         let scale = new_scale(&current)?;

@@ -170,7 +170,7 @@ pub async fn serve(
     let ns = t.namespace.clone();
     let mut r = Renderer {
         t: t.clone(),
-        custom: reg.resources.custom(t.info),
+        custom: t.custom.clone(),
         form,
         include,
         columns_sent: false,

@@ -97,13 +97,20 @@ fn decode_checked(
     )?;
     check_type_field(&mut map, "kind", "kind", kind)?;
     let sent = Value::Object(map);
-    let normalize = t.info.normalize;
-    let obj = normalize(sent.clone()).map_err(|e| {
-        ApiError::bad_request(format!(
-            "{kind} in version {:?} cannot be handled as a {kind}: {e}",
-            t.info.version
-        ))
-    })?;
+    let obj = match t.custom.as_deref().and_then(|c| c.structural.as_ref()) {
+        // A custom resource: fields its schema does not know are pruned.
+        Some(schema) => {
+            let mut obj = sent.clone();
+            schema.prune(&mut obj);
+            obj
+        }
+        None => (t.info.normalize)(sent.clone()).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{kind} in version {:?} cannot be handled as a {kind}: {e}",
+                t.info.version
+            ))
+        })?,
+    };
     let dropped = object::dropped_fields(&sent, &obj);
     let mut warnings = Vec::new();
     if !dropped.is_empty() || !duplicates.is_empty() {
@@ -281,13 +288,13 @@ pub async fn create_object(
         tug_api::meta::timestamp(render::now_unix()),
     );
     kinds::prepare_create(t.info, &mut obj);
-    let custom = reg.resources.custom(t.info);
+    let custom = t.custom.clone();
     super::custom::default(custom.as_deref(), t.info, &mut obj);
     let errors = super::custom::validate(custom.as_deref(), t.info, &obj, None);
     if !errors.is_empty() {
         return Err(invalid(t, &name, &errors));
     }
-    fields::track(reg, t.info, opts, None, &mut obj);
+    fields::track(t, opts, None, &mut obj);
     let taken = {
         let mut alloc = reg.allocator();
         kinds::allocate(t.info, &mut alloc, &mut obj, None).map_err(|e| invalid(t, &name, &e))?
@@ -404,7 +411,7 @@ pub async fn update_with(
         if part == Part::Main {
             kinds::prepare_update(t.info, &mut new, &old);
         }
-        let custom = reg.resources.custom(t.info);
+        let custom = t.custom.clone();
         super::custom::default(custom.as_deref(), t.info, &mut new);
         let taken = {
             let mut alloc = reg.allocator();
@@ -417,7 +424,7 @@ pub async fn update_with(
             return Err(invalid(t, &name, &errors));
         }
         object::set_meta(&mut new, "resourceVersion", kv.mod_revision.to_string());
-        fields::track(reg, t.info, opts, Some(&old), &mut new);
+        fields::track(t, opts, Some(&old), &mut new);
         if fields::unchanged(&new, &old) {
             return Ok(old);
         }
@@ -695,6 +702,7 @@ pub async fn delete_collection(
             namespace: object::namespace(&c.value).map(str::to_owned),
             name: Some(object::name(&c.value).to_owned()),
             sub: None,
+            custom: t.custom.clone(),
         };
         match delete_one(reg, &one, &opts).await {
             Ok(_) => deleted.push(c.value.clone()),
