@@ -118,6 +118,17 @@ pub fn type_of(t: &Target) -> Ty {
         .unwrap_or_else(Ty::any)
 }
 
+/// What a write through `subresource` may neither set nor own, as upstream's reset fields:
+/// the status on main-resource writes of kinds with a status subresource, the spec on
+/// status writes.
+pub fn reset_fields(t: &Target, subresource: &str) -> &'static [&'static [&'static str]] {
+    match subresource {
+        "" if super::kinds::status_is_separate(t.info) => tug_api::apply::RESET_STATUS,
+        "status" => &[&["spec"]],
+        _ => &[],
+    }
+}
+
 /// Records an ordinary write in `new`'s managedFields. A body without managedFields keeps
 /// the stored ones; an explicit empty list clears them, as upstream.
 pub fn track(t: &Target, opts: &WriteOpts, old: Option<&Value>, new: &mut Value) {
@@ -146,6 +157,7 @@ pub fn track(t: &Target, opts: &WriteOpts, old: Option<&Value>, new: &mut Value)
         api_version: &api_version,
         time: &time,
         subresource: &opts.subresource,
+        reset_fields: reset_fields(t, &opts.subresource),
     };
     if let Err(e) = tug_api::apply::record_update(old, new, &mgr, &ty, tug_api::schema::builtin()) {
         // Unreadable managedFields are reset, as upstream does, rather than failing a write.

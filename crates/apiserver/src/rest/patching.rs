@@ -184,6 +184,7 @@ async fn server_side_apply(
         api_version: &api_version,
         time: &time,
         subresource: part.subresource(),
+        reset_fields: fields::reset_fields(t, part.subresource()),
     };
     let schemas = tug_api::schema::builtin();
     let result = write::update_with(reg, t, part, &opts, |old| {
@@ -221,7 +222,7 @@ fn apply_error(t: &Target, e: tug_api::apply::ApplyError) -> ApiError {
                 .map(|c| {
                     json!({
                         "reason": "FieldManagerConflict",
-                        "message": format!("conflict with {:?}", c.manager),
+                        "message": c.cause_message(),
                         "field": c.field,
                     })
                 })

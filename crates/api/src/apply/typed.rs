@@ -1,0 +1,520 @@
+//! Walking JSON values by their schema type: which values are leaves (scalars, atomic lists
+//! and maps), which are granular objects and which are associative lists (items named by
+//! key fields or, for sets, by value). On top of that: the field set of a value (what an
+//! applier owns), the comparison of two values (what an update added, changed and removed)
+//! and the "named fields are members" widening upstream uses when pruning.
+
+use serde_json::{Map, Value};
+
+use super::fieldset::FieldSet;
+use super::path::{cmp_value, path_string, PathElement};
+use crate::schema::{ListType, Node, Schemas, Struct, Ty};
+
+/// A type: `None` is untyped (maps granular, lists atomic).
+pub(crate) type TyRef<'a> = Option<&'a Ty>;
+
+static ANY: Node = Node::Any;
+
+/// Key fields whose absence means a default value (upstream's schemas carry these defaults;
+/// the embedded OpenAPI v2 document does not): every `protocol` list-map key of the
+/// built-in kinds defaults to `TCP`.
+const KEY_DEFAULTS: &[(&str, &str)] = &[("protocol", "TCP")];
+
+/// What kind of granular object a value is.
+#[derive(Clone, Copy)]
+pub(crate) enum ObjType<'a> {
+    /// Known fields (others are untyped, or `extra`).
+    Struct(&'a Struct),
+    /// Every value of one type.
+    Map(&'a Ty),
+    /// Untyped.
+    Any,
+}
+
+/// How a value is walked.
+#[derive(Clone, Copy)]
+pub(crate) enum Shape<'a> {
+    /// Compared and owned as a whole.
+    Leaf,
+    /// A granular object.
+    Object(ObjType<'a>),
+    /// An associative list: by key fields, or by value when `keys` is `None`.
+    List(TyRef<'a>, Option<&'a [String]>),
+}
+
+impl Shape<'_> {
+    fn same_kind(&self, other: &Shape<'_>) -> bool {
+        matches!(
+            (self, other),
+            (Shape::Leaf, Shape::Leaf)
+                | (Shape::Object(_), Shape::Object(_))
+                | (Shape::List(..), Shape::List(..))
+        )
+    }
+}
+
+/// The node a type stands for.
+pub(crate) fn node<'a>(schemas: &'a Schemas, ty: TyRef<'a>) -> &'a Node {
+    match ty {
+        Some(t) => schemas.resolve(t),
+        None => &ANY,
+    }
+}
+
+/// How `v` is walked at type `ty` (a value not of the type's kind is a leaf).
+pub(crate) fn shape_of<'a>(schemas: &'a Schemas, ty: TyRef<'a>, v: &Value) -> Shape<'a> {
+    match (node(schemas, ty), v) {
+        (Node::Any, Value::Object(_)) => Shape::Object(ObjType::Any),
+        (Node::Struct(s), Value::Object(_)) if !s.atomic => Shape::Object(ObjType::Struct(s)),
+        (Node::Map(m), Value::Object(_)) if !m.atomic => Shape::Object(ObjType::Map(&m.values)),
+        (Node::List(l), Value::Array(_)) => match &l.list_type {
+            ListType::Atomic => Shape::Leaf,
+            ListType::Set => Shape::List(Some(&l.items), None),
+            ListType::Map(keys) if keys.is_empty() => Shape::List(Some(&l.items), None),
+            ListType::Map(keys) => Shape::List(Some(&l.items), Some(keys)),
+        },
+        _ => Shape::Leaf,
+    }
+}
+
+/// The type of field `key` of an object, and whether it is a declared struct field.
+pub(crate) fn field_ty<'a>(obj: ObjType<'a>, key: &str) -> (TyRef<'a>, bool) {
+    match obj {
+        ObjType::Struct(s) => match s.fields.get(key) {
+            Some(f) => (Some(&f.ty), true),
+            None => (s.extra.as_deref(), false),
+        },
+        ObjType::Map(values) => (Some(values), false),
+        ObjType::Any => (None, false),
+    }
+}
+
+/// The type below path element `pe` of a value of type `ty`, whatever the value.
+pub(crate) fn child_ty<'a>(schemas: &'a Schemas, ty: TyRef<'a>, pe: &PathElement) -> TyRef<'a> {
+    match (node(schemas, ty), pe) {
+        (Node::Struct(s), PathElement::Field(name)) => match s.fields.get(name) {
+            Some(f) => Some(&f.ty),
+            None => s.extra.as_deref(),
+        },
+        (Node::Map(m), PathElement::Field(_)) => Some(&m.values),
+        (Node::List(l), PathElement::Key(_) | PathElement::Value(_) | PathElement::Index(_)) => {
+            Some(&l.items)
+        }
+        _ => None,
+    }
+}
+
+/// The path element naming a list item: by its key fields, or by value for a set.
+pub(crate) fn item_pe(keys: Option<&[String]>, item: &Value) -> Result<PathElement, String> {
+    match keys {
+        Some(keys) => {
+            let m = match item {
+                Value::Null => {
+                    return Err("associative list with keys may not have a null element".into())
+                }
+                Value::Object(m) => m,
+                _ => return Err("associative list with keys may not have non-map elements".into()),
+            };
+            let mut fields = Vec::with_capacity(keys.len());
+            for k in keys {
+                if let Some(v) = m.get(k) {
+                    fields.push((k.clone(), v.clone()));
+                } else if let Some((_, d)) = KEY_DEFAULTS.iter().find(|(n, _)| n == k) {
+                    fields.push((k.clone(), Value::String((*d).to_owned())));
+                }
+            }
+            if fields.is_empty() {
+                let quoted: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+                return Err(format!(
+                    "associative list with keys has an element that omits all key fields [{}] \
+                     (and doesn't have default values for any key fields)",
+                    quoted.join(" ")
+                ));
+            }
+            Ok(PathElement::key(fields))
+        }
+        None => match item {
+            Value::Object(_) => {
+                Err("associative list without keys has an element that's a map type".into())
+            }
+            Value::Array(_) => Err("not supported: associative list with lists as elements".into()),
+            Value::Null => {
+                Err("associative list without keys has an element that's an explicit null".into())
+            }
+            v => Ok(PathElement::value(v)),
+        },
+    }
+}
+
+/// Values equal as upstream compares them (numbers by value).
+pub(crate) fn values_equal(a: &Value, b: &Value) -> bool {
+    cmp_value(a, b) == std::cmp::Ordering::Equal
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "map",
+    }
+}
+
+/// Builds field sets; in strict mode (an applied configuration) it also checks the value
+/// against its type and collects errors as `path: message`.
+pub(crate) struct SetBuilder<'a> {
+    pub schemas: &'a Schemas,
+    pub strict: bool,
+    pub errors: Vec<String>,
+}
+
+impl<'a> SetBuilder<'a> {
+    /// A builder for live objects (lenient: duplicates allowed, mismatches are leaves).
+    pub fn lenient(schemas: &'a Schemas) -> SetBuilder<'a> {
+        SetBuilder {
+            schemas,
+            strict: false,
+            errors: Vec::new(),
+        }
+    }
+
+    /// A builder for applied configurations.
+    pub fn strict(schemas: &'a Schemas) -> SetBuilder<'a> {
+        SetBuilder {
+            schemas,
+            strict: true,
+            errors: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, path: &[PathElement], msg: String) {
+        let p = path_string(path);
+        self.errors.push(if p.is_empty() {
+            msg
+        } else {
+            format!("{p}: {msg}")
+        });
+    }
+
+    fn check_kind(&mut self, ty: TyRef<'a>, v: &Value, path: &[PathElement]) {
+        if v.is_null() {
+            return;
+        }
+        let msg = match node(self.schemas, ty) {
+            Node::Scalar if v.is_object() || v.is_array() => {
+                format!(
+                    "expected string, number, integer or boolean, got {}",
+                    kind_name(v)
+                )
+            }
+            Node::Struct(_) | Node::Map(_) if !v.is_object() => format!("expected map, got {v}"),
+            Node::List(_) if !v.is_array() => format!("expected list, got {v}"),
+            _ => return,
+        };
+        self.error(path, msg);
+    }
+
+    /// The field set of `v` at type `ty`, with `path` as its location.
+    pub fn field_set(&mut self, v: &Value, ty: TyRef<'a>) -> FieldSet {
+        let mut set = FieldSet::new();
+        self.walk(v, ty, &mut Vec::new(), &mut set);
+        set
+    }
+
+    fn walk(&mut self, v: &Value, ty: TyRef<'a>, path: &mut Vec<PathElement>, set: &mut FieldSet) {
+        if self.strict {
+            self.check_kind(ty, v, path);
+        }
+        match shape_of(self.schemas, ty, v) {
+            Shape::Leaf => set.insert(path),
+            Shape::Object(obj) => {
+                if let Value::Object(m) = v {
+                    self.walk_object(obj, m, path, set);
+                }
+            }
+            Shape::List(items, keys) => {
+                if let Value::Array(list) = v {
+                    self.walk_list(items, keys, list, path, set);
+                }
+            }
+        }
+    }
+
+    fn walk_object(
+        &mut self,
+        obj: ObjType<'a>,
+        m: &Map<String, Value>,
+        path: &mut Vec<PathElement>,
+        set: &mut FieldSet,
+    ) {
+        for (k, child) in m {
+            let (cty, known) = field_ty(obj, k);
+            path.push(PathElement::Field(k.clone()));
+            self.walk(child, cty, path, set);
+            let empty_map = matches!(child, Value::Object(c) if c.is_empty());
+            if child.is_null() || empty_map || !known {
+                set.insert(path);
+            }
+            path.pop();
+        }
+    }
+
+    fn walk_list(
+        &mut self,
+        items: TyRef<'a>,
+        keys: Option<&'a [String]>,
+        list: &[Value],
+        path: &mut Vec<PathElement>,
+        set: &mut FieldSet,
+    ) {
+        let mut pes: Vec<Option<PathElement>> = Vec::with_capacity(list.len());
+        for (i, item) in list.iter().enumerate() {
+            match item_pe(keys, item) {
+                Ok(pe) => pes.push(Some(pe)),
+                Err(e) => {
+                    if self.strict {
+                        self.error(path, format!("element {i}: {e}"));
+                    }
+                    pes.push(None);
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut dups = std::collections::BTreeSet::new();
+        for pe in pes.iter().flatten() {
+            if !seen.insert(pe) && dups.insert(pe) {
+                if self.strict {
+                    self.error(path, format!("duplicate entries for key {pe}"));
+                }
+                path.push(pe.clone());
+                set.insert(path);
+                path.pop();
+            }
+        }
+        for (item, pe) in list.iter().zip(pes.iter()) {
+            let Some(pe) = pe else { continue };
+            if dups.contains(pe) {
+                continue;
+            }
+            path.push(pe.clone());
+            self.walk(item, items, path, set);
+            set.insert(path);
+            path.pop();
+        }
+    }
+}
+
+/// What changed between two values: paths added, changed (leaves) and removed.
+#[derive(Debug, Default)]
+pub(crate) struct Comparison {
+    pub added: FieldSet,
+    pub modified: FieldSet,
+    pub removed: FieldSet,
+}
+
+impl Comparison {
+    /// Paths added or modified.
+    pub fn changed(&self) -> FieldSet {
+        self.added.union(&self.modified)
+    }
+
+    /// Drops the paths at or below any member of `exclude` from all three sets.
+    pub fn exclude(&mut self, exclude: &FieldSet) {
+        self.added = self.added.recursive_difference(exclude);
+        self.modified = self.modified.recursive_difference(exclude);
+        self.removed = self.removed.recursive_difference(exclude);
+    }
+}
+
+/// Compares `old` with `new` (both objects at type `ty`).
+pub(crate) fn compare(schemas: &Schemas, old: &Value, new: &Value, ty: TyRef<'_>) -> Comparison {
+    let mut c = Comparison::default();
+    let mut w = Comparer {
+        schemas,
+        out: &mut c,
+    };
+    w.compare(Some(old), Some(new), ty, &mut Vec::new());
+    c
+}
+
+struct Comparer<'s, 'c> {
+    schemas: &'s Schemas,
+    out: &'c mut Comparison,
+}
+
+impl<'s> Comparer<'s, '_> {
+    fn leaf(&mut self, l: Option<&Value>, r: Option<&Value>, path: &[PathElement]) {
+        match (l, r) {
+            (None, _) => self.out.added.insert(path),
+            (_, None) => self.out.removed.insert(path),
+            (Some(a), Some(b)) if !values_equal(a, b) => self.out.modified.insert(path),
+            _ => {}
+        }
+    }
+
+    fn compare(
+        &mut self,
+        l: Option<&Value>,
+        r: Option<&Value>,
+        ty: TyRef<'s>,
+        path: &mut Vec<PathElement>,
+    ) {
+        let sl = l.map(|v| shape_of(self.schemas, ty, v));
+        let sr = r.map(|v| shape_of(self.schemas, ty, v));
+        let shape = match (sl, sr) {
+            (Some(a), Some(b)) if !a.same_kind(&b) => {
+                // The kind changed: the old children went, the new ones came, the value changed.
+                self.out.modified.insert(path);
+                self.children(l, None, a, path);
+                self.children(None, r, b, path);
+                return;
+            }
+            (Some(a), _) => a,
+            (None, Some(b)) => b,
+            (None, None) => return,
+        };
+        let empty = |v: Option<&Value>| match v {
+            None => true,
+            Some(Value::Object(m)) => m.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(_) => false,
+        };
+        if matches!(shape, Shape::Leaf) || (empty(l) && empty(r)) {
+            self.leaf(l, r, path);
+            return;
+        }
+        self.children(l, r, shape, path);
+        if l.is_none() {
+            self.out.added.insert(path);
+        } else if r.is_none() {
+            self.out.removed.insert(path);
+        }
+    }
+
+    fn children(
+        &mut self,
+        l: Option<&Value>,
+        r: Option<&Value>,
+        shape: Shape<'s>,
+        path: &mut Vec<PathElement>,
+    ) {
+        match shape {
+            Shape::Leaf => {}
+            Shape::Object(obj) => {
+                let lm = l.and_then(Value::as_object);
+                let rm = r.and_then(Value::as_object);
+                let mut keys: Vec<&String> =
+                    lm.into_iter().chain(rm).flat_map(|m| m.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    let (cty, _) = field_ty(obj, k);
+                    path.push(PathElement::Field(k.clone()));
+                    self.compare(
+                        lm.and_then(|m| m.get(k)),
+                        rm.and_then(|m| m.get(k)),
+                        cty,
+                        path,
+                    );
+                    path.pop();
+                }
+            }
+            Shape::List(items, keys) => {
+                let ll = l
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let rl = r
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                self.list(items, keys, ll, rl, path);
+            }
+        }
+    }
+
+    fn list(
+        &mut self,
+        items: TyRef<'s>,
+        keys: Option<&[String]>,
+        l: &[Value],
+        r: &[Value],
+        path: &mut Vec<PathElement>,
+    ) {
+        // Items grouped by path element, in first-seen order (old items, then new ones).
+        let mut order: Vec<PathElement> = Vec::new();
+        let mut groups: std::collections::BTreeMap<PathElement, (Vec<&Value>, Vec<&Value>)> =
+            std::collections::BTreeMap::new();
+        for (side, list) in [(0, l), (1, r)] {
+            for item in list {
+                let Ok(pe) = item_pe(keys, item) else {
+                    continue;
+                };
+                let g = groups.entry(pe.clone()).or_insert_with(|| {
+                    order.push(pe);
+                    (Vec::new(), Vec::new())
+                });
+                if side == 0 {
+                    g.0.push(item)
+                } else {
+                    g.1.push(item)
+                }
+            }
+        }
+        for pe in order {
+            let Some((ls, rs)) = groups.get(&pe) else {
+                continue;
+            };
+            path.push(pe);
+            match (ls.len(), rs.len()) {
+                (0..=1, 0..=1) => {
+                    self.compare(ls.first().copied(), rs.first().copied(), items, path)
+                }
+                (a, b) if a >= 2 && b >= 2 => {
+                    let same = a == b && ls.iter().zip(rs.iter()).all(|(x, y)| values_equal(x, y));
+                    if !same {
+                        self.out.modified.insert(path);
+                    }
+                }
+                (a, _) if a >= 2 => {
+                    if let Some(first) = rs.first() {
+                        self.compare(None, Some(first), items, path);
+                    }
+                    self.out.removed.insert(path);
+                }
+                _ => {
+                    if let Some(first) = ls.first() {
+                        self.compare(Some(first), None, items, path);
+                    }
+                    self.out.added.insert(path);
+                }
+            }
+            path.pop();
+        }
+    }
+}
+
+/// `set` widened so that every declared struct field with paths below it is a member too
+/// (upstream's `EnsureNamedFieldsAreMembers`).
+pub(crate) fn ensure_named_fields(schemas: &Schemas, set: &FieldSet, ty: TyRef<'_>) -> FieldSet {
+    let mut out = FieldSet::new();
+    for pe in set.members() {
+        out.insert_member(pe.clone());
+    }
+    let st = match node(schemas, ty) {
+        Node::Struct(s) => Some(s),
+        _ => None,
+    };
+    for (pe, child) in set.children() {
+        if let (Some(s), PathElement::Field(name)) = (st, pe) {
+            if s.fields.contains_key(name) {
+                out.insert_member(pe.clone());
+            }
+        }
+        let widened = ensure_named_fields(schemas, child, child_ty(schemas, ty, pe));
+        out.set_child(pe.clone(), widened);
+    }
+    out
+}
