@@ -75,7 +75,9 @@ pub fn apply_status(old: &Value, sent: &Value) -> Value {
             }
         }
     }
-    for field in ["labels", "annotations"] {
+    // managedFields too: a status write records its manager (or, for an apply, carries
+    // the entries the apply computed).
+    for field in ["labels", "annotations", "managedFields"] {
         if let Some(v) = sent["metadata"].get(field) {
             object::set_meta(&mut out, field, v.clone());
         }
