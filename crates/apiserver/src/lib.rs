@@ -1,10 +1,12 @@
 //! Tugboat's API server. Today: the cluster's identity ([`pki`]), HTTPS serving with
 //! authentication of every request ([`serve`], [`authn`]), Kubernetes `Status` errors
 //! ([`status`]), the health and version endpoints ([`routes`]) and API discovery
-//! ([`discovery`]), and the REST API over the store for every resource ([`rest`]).
+//! ([`discovery`]), the OpenAPI documents ([`openapi`]), and the REST API over the store for
+//! every resource ([`rest`]).
 
 pub mod authn;
 pub mod discovery;
+pub mod openapi;
 pub mod pki;
 pub mod rest;
 pub mod routes;

@@ -1,4 +1,5 @@
-//! The router: health, version and discovery endpoints, and the REST API over the store.
+//! The router: health, version, discovery and OpenAPI endpoints, and the REST API over the
+//! store.
 
 use std::sync::Arc;
 
@@ -55,6 +56,7 @@ pub fn router(registry: Arc<crate::rest::Registry>) -> Router {
             get(discovery::group_version_resources),
         )
         .with_state(registry.clone())
+        .merge(crate::openapi::routes(registry.openapi.clone()))
         .merge(crate::rest::routes(registry))
         .fallback(|uri: http::Uri| async move { ApiError::not_found_path(uri.path()) })
 }

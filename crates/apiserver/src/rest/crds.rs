@@ -130,6 +130,8 @@ pub async fn sync(reg: &Arc<Registry>) -> bool {
             status_for(crd, &typed, conflict),
         ));
     }
+    reg.openapi
+        .set_custom(served.iter().map(openapi_kind).collect());
     reg.resources.set_custom(served);
     for (name, status) in statuses {
         write_status(reg, &name, status).await;
@@ -139,6 +141,21 @@ pub async fn sync(reg: &Arc<Registry>) -> bool {
         pending |= !finish_deletion(reg, crd).await;
     }
     pending
+}
+
+/// The OpenAPI view of a served custom resource.
+fn openapi_kind(c: &CustomVersion) -> crate::openapi::CustomKind {
+    crate::openapi::CustomKind {
+        group: c.info.group.to_owned(),
+        version: c.info.version.to_owned(),
+        kind: c.info.kind.to_owned(),
+        list_kind: c.list_kind.clone(),
+        plural: c.info.plural.to_owned(),
+        namespaced: c.info.namespaced,
+        schema: c.schema.clone(),
+        status: c.status,
+        scale: c.scale.is_some(),
+    }
 }
 
 /// Whether `name` belongs to a built-in resource of `group`.

@@ -66,6 +66,8 @@ pub struct Registry {
     pub alloc: Mutex<alloc::Allocator>,
     /// The served resources (built-in and custom).
     pub resources: Arc<resources::Resources>,
+    /// The OpenAPI documents (custom kinds registered by the CRD controller).
+    pub openapi: Arc<crate::openapi::OpenApi>,
 }
 
 impl Registry {
@@ -87,6 +89,7 @@ impl Registry {
             cache,
             alloc: Mutex::new(allocator),
             resources: Arc::new(resources::Resources::new()),
+            openapi: Arc::new(crate::openapi::OpenApi::new()),
         });
         // Custom resources are served from the first request on.
         crds::sync(&registry).await;
