@@ -153,6 +153,10 @@ fn client_side_apply(minor: u32) {
     let cm = get_json(&k, &["get", "configmap", "settings", "-n", "decl"]);
     assert_eq!(cm["data"]["mode"], "slow");
     // The update was recorded under kubectl's manager name.
+    let d = get_json(
+        &k,
+        &["get", "deploy", "web", "-n", "decl", "--show-managed-fields"],
+    );
     let managers = names(&d["metadata"]["managedFields"], "manager");
     assert!(
         managers.iter().any(|m| m == "kubectl-client-side-apply"),
@@ -221,7 +225,7 @@ fn server_side_apply(minor: u32) {
         ],
         &three,
     );
-    let d = get_json(&k, &["get", "deploy", "ssa"]);
+    let d = get_json(&k, &["get", "deploy", "ssa", "--show-managed-fields"]);
     assert_eq!(d["spec"]["replicas"], 3);
     let fields = d["metadata"]["managedFields"].as_array().unwrap();
     let owner_of_replicas: Vec<&str> = fields
