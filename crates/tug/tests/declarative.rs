@@ -155,7 +155,14 @@ fn client_side_apply(minor: u32) {
     // The update was recorded under kubectl's manager name.
     let d = get_json(
         &k,
-        &["get", "deploy", "web", "-n", "decl", "--show-managed-fields"],
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "decl",
+            "--show-managed-fields",
+        ],
     );
     let managers = names(&d["metadata"]["managedFields"], "manager");
     assert!(

@@ -1,60 +1,61 @@
-//! Placeholder for the CustomResourceDefinition schema machinery (replaced by the real module).
+//! CustomResourceDefinition machinery, after upstream's `apiextensions-apiserver`: pure
+//! functions over JSON values and k8s-openapi's `apiextensions/v1` types that the API server
+//! calls when it serves CRDs and the custom resources they define.
+//!
+//! - [`default_crd`] and [`validate_crd`]: defaulting and validation of a CRD object itself
+//!   (names, scope, versions, the structural-schema rules of each `openAPIV3Schema`, printer
+//!   columns, subresources, conversion), with upstream's field paths and messages.
+//! - [`Structural`]: one version's schema, compiled once; it validates a custom resource
+//!   (kube-openapi's semantics and messages), applies `default`s, and prunes unknown fields.
+//! - [`to_ty`]: the schema as a [`crate::schema::Ty`], for strategic merge and server-side apply.
+//! - [`columns`] and [`cells`]: the Table a custom resource prints as, with a [`JsonPath`]
+//!   subset evaluator for the printer columns.
+//!
+//! CEL rules (`x-kubernetes-validations`) are out of scope: their syntax is checked on the
+//! CRD, but they are never compiled or evaluated against objects.
 
-/// A compiled structural schema.
-#[derive(Debug, Clone)]
-pub struct Structural;
+mod columns;
+mod crd_parts;
+mod defaults;
+mod formats;
+mod jsonpath;
+mod listtype;
+mod objectmeta;
+mod prune;
+mod schema_rules;
+mod structural;
+mod structural_rules;
+mod to_ty;
+mod validate;
+mod validate_crd;
 
-/// One Table column of a custom resource.
-#[derive(Debug, Clone)]
-#[allow(missing_docs)]
-pub struct ColumnDef {
-    pub name: String,
-    pub type_: String,
-    pub format: String,
-    pub description: String,
-    pub priority: i32,
-}
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_crd;
 
-impl Structural {
-    /// Placeholder.
-    pub fn new(
-        _: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
-    ) -> Self {
-        Structural
+pub use columns::{cells, columns, ColumnDef};
+pub use defaults::default_crd;
+pub use jsonpath::{JsonPath, JsonPathError};
+pub use structural::{SchemaError, Structural};
+pub use to_ty::to_ty;
+pub use validate_crd::validate_crd;
+
+/// `path.name` (upstream's `Path.Child`), or `name` at the root.
+fn child(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
     }
 }
-/// Placeholder.
-pub fn to_ty(
-    _: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
-) -> crate::schema::Ty {
-    crate::schema::Ty::any()
+
+/// `path[i]` (upstream's `Path.Index`).
+fn index(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
 }
-/// Placeholder.
-pub fn columns(
-    _: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionVersion,
-) -> Vec<ColumnDef> {
-    Vec::new()
-}
-impl Structural {
-    /// Placeholder.
-    pub fn validate(&self, _: &serde_json::Value) -> Vec<crate::strategy::FieldError> {
-        Vec::new()
-    }
-    /// Placeholder.
-    pub fn default(&self, _: &mut serde_json::Value) {}
-    /// Placeholder.
-    pub fn prune(&self, _: &mut serde_json::Value) {}
-}
-/// Placeholder.
-pub fn validate_crd(
-    _: &serde_json::Value,
-    _: Option<&serde_json::Value>,
-) -> Vec<crate::strategy::FieldError> {
-    Vec::new()
-}
-/// Placeholder.
-pub fn default_crd(_: &mut serde_json::Value) {}
-/// Placeholder.
-pub fn cells(_: &[ColumnDef], _: &serde_json::Value, _: i64) -> Vec<serde_json::Value> {
-    Vec::new()
+
+/// `path[key]` (upstream's `Path.Key`).
+fn key(path: &str, k: &str) -> String {
+    format!("{path}[{k}]")
 }

@@ -210,7 +210,13 @@ fn custom_version(
         schema: props
             .and_then(|p| serde_json::to_value(p).ok())
             .unwrap_or(Value::Null),
-        structural: props.map(tug_api::crd::Structural::new),
+        structural: props.and_then(|p| match tug_api::crd::Structural::new(p) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(crd = ?crd.metadata.name, error = %e, "unusable schema");
+                None
+            }
+        }),
         ty: props.map_or_else(tug_api::schema::Ty::any, tug_api::crd::to_ty),
         columns: tug_api::crd::columns(v),
         scale,

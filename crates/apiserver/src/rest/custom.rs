@@ -4,7 +4,7 @@
 //! CRD itself through `tug_api::crd`'s definition rules.
 
 use serde_json::Value;
-use tug_api::strategy::{ErrorType, FieldError};
+use tug_api::strategy::FieldError;
 use tug_api::ResourceInfo;
 
 use super::resources::CustomVersion;
@@ -18,7 +18,8 @@ pub fn default(custom: Option<&CustomVersion>, info: &ResourceInfo, obj: &mut Va
     match custom {
         Some(c) => {
             if let Some(s) = &c.structural {
-                s.prune(obj);
+                // Pruned fields were reported when the body was decoded.
+                let _ = s.prune(obj);
                 s.default(obj);
             }
         }
@@ -34,29 +35,21 @@ pub fn validate(
     obj: &Value,
     old: Option<&Value>,
 ) -> Vec<FieldError> {
-    match custom {
-        Some(c) => {
-            let mut errors = name_errors(obj);
-            if let Some(s) = &c.structural {
-                errors.extend(s.validate(obj));
-            }
-            errors
-        }
+    // ObjectMeta rules for every kind; then the schema's or the definition's own rules.
+    let mut errors = tug_api::strategy::validate(info.group, info.plural, obj, old);
+    let more = match custom {
+        Some(c) => c
+            .structural
+            .as_ref()
+            .map(|s| s.validate(obj))
+            .unwrap_or_default(),
         None if is_crd(info) => tug_api::crd::validate_crd(obj, old),
-        None => tug_api::strategy::validate(info.group, info.plural, obj, old),
+        None => Vec::new(),
+    };
+    for e in more {
+        if !errors.contains(&e) {
+            errors.push(e);
+        }
     }
-}
-
-/// A custom object's name must be a DNS subdomain, as upstream checks for every CR.
-fn name_errors(obj: &Value) -> Vec<FieldError> {
-    let name = obj["metadata"]["name"].as_str().unwrap_or("");
-    tug_api::validation::is_dns1123_subdomain(name)
-        .into_iter()
-        .map(|detail| FieldError {
-            kind: ErrorType::Invalid,
-            field: "metadata.name".into(),
-            bad_value: Some(Value::String(name.to_owned())),
-            detail,
-        })
-        .collect()
+    errors
 }

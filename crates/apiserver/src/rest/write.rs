@@ -97,21 +97,24 @@ fn decode_checked(
     )?;
     check_type_field(&mut map, "kind", "kind", kind)?;
     let sent = Value::Object(map);
-    let obj = match t.custom.as_deref().and_then(|c| c.structural.as_ref()) {
+    let (obj, dropped) = match t.custom.as_deref().and_then(|c| c.structural.as_ref()) {
         // A custom resource: fields its schema does not know are pruned.
         Some(schema) => {
-            let mut obj = sent.clone();
-            schema.prune(&mut obj);
-            obj
+            let mut obj = sent;
+            let pruned = schema.prune(&mut obj);
+            (obj, pruned)
         }
-        None => (t.info.normalize)(sent.clone()).map_err(|e| {
-            ApiError::bad_request(format!(
-                "{kind} in version {:?} cannot be handled as a {kind}: {e}",
-                t.info.version
-            ))
-        })?,
+        None => {
+            let obj = (t.info.normalize)(sent.clone()).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{kind} in version {:?} cannot be handled as a {kind}: {e}",
+                    t.info.version
+                ))
+            })?;
+            let dropped = object::dropped_fields(&sent, &obj);
+            (obj, dropped)
+        }
     };
-    let dropped = object::dropped_fields(&sent, &obj);
     let mut warnings = Vec::new();
     if !dropped.is_empty() || !duplicates.is_empty() {
         let texts: Vec<String> = dropped
