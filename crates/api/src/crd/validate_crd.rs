@@ -54,6 +54,9 @@ pub fn validate_crd(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
         }
         Some(o) => validate_object_meta_update(&new.metadata, &o.metadata, &mut errs),
     }
+    // apiextensions validates ObjectMeta with apimachinery's generic rules: qualified
+    // finalizer names such as its own cleanup finalizer are fine.
+    errs.retain(|e| !e.detail.starts_with(crate::strategy::UNQUALIFIED_FINALIZER));
     validate_spec(&new.spec, &mut errs);
     if let Some(o) = &old {
         update_rules(&new, o, &mut errs);

@@ -322,14 +322,14 @@ pub(crate) fn validate_ip(path: &str, value: &str, errs: &mut Errs) {
     }
 }
 
+/// What `validateKubeFinalizerName` says of an unqualified, non-standard finalizer.
+pub(crate) const UNQUALIFIED_FINALIZER: &str =
+    "name is neither a standard finalizer name nor is it fully qualified";
+
 /// `validateKubeFinalizerName`: an unqualified finalizer must be a standard one.
 pub(crate) fn validate_kube_finalizer_name(value: &str, path: &str, errs: &mut Errs) {
     if !value.contains('/') && !matches!(value, "kubernetes" | "orphan" | "foregroundDeletion") {
-        errs.push(invalid(
-            path,
-            value,
-            "name is neither a standard finalizer name nor is it fully qualified",
-        ));
+        errs.push(invalid(path, value, UNQUALIFIED_FINALIZER));
     }
 }
 

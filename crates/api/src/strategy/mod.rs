@@ -28,6 +28,7 @@ mod storage;
 mod volumes;
 mod workloads;
 
+pub(crate) use meta::UNQUALIFIED_FINALIZER;
 use meta::{child, index};
 pub(crate) use meta::{is_valid_label_value, qualified_name_errors};
 
@@ -362,6 +363,11 @@ pub fn validate(
             None => validate_object_meta(&meta, namespaced, name_rule(group, plural), &mut errs),
             Some(old_meta) => validate_object_meta_update(&meta, old_meta, &mut errs),
         }
+    }
+    if info.is_none() || group == "apiextensions.k8s.io" {
+        // Only the built-in kinds' own validation (k8s core's) restricts unqualified
+        // finalizer names; CRDs and custom objects get apimachinery's generic rules.
+        errs.retain(|e| !e.detail.starts_with(UNQUALIFIED_FINALIZER));
     }
     let kind_errs = match validate_kind(group, plural, obj, old) {
         Ok(e) => e,

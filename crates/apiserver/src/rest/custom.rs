@@ -35,7 +35,11 @@ pub fn validate(
     obj: &Value,
     old: Option<&Value>,
 ) -> Vec<FieldError> {
-    // ObjectMeta rules for every kind; then the schema's or the definition's own rules.
+    if custom.is_none() && is_crd(info) {
+        // The definition's rules include its ObjectMeta's.
+        return tug_api::crd::validate_crd(obj, old);
+    }
+    // ObjectMeta rules for every kind; then the schema's own rules.
     let mut errors = tug_api::strategy::validate(info.group, info.plural, obj, old);
     let more = match custom {
         Some(c) => c
@@ -43,7 +47,6 @@ pub fn validate(
             .as_ref()
             .map(|s| s.validate(obj))
             .unwrap_or_default(),
-        None if is_crd(info) => tug_api::crd::validate_crd(obj, old),
         None => Vec::new(),
     };
     for e in more {
