@@ -9,6 +9,7 @@
 pub mod apply;
 mod catalogue;
 pub mod crd;
+mod go;
 pub mod meta;
 pub mod printers;
 pub mod schema;

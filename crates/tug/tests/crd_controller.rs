@@ -10,14 +10,13 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Server;
+use common::{kube_client as client, Server};
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::wait::{await_condition, conditions};
-use kube::{Api, Client, CustomResource, CustomResourceExt, ResourceExt};
+use kube::{Api, CustomResource, CustomResourceExt, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -42,14 +41,6 @@ pub struct CounterStatus {
 }
 
 const MANAGER: &str = "counter-controller";
-
-async fn client(server: &Server) -> Client {
-    let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
-}
 
 async fn reconcile(counter: Arc<Counter>, api: Arc<Api<Counter>>) -> Result<Action, kube::Error> {
     let status = serde_json::json!({

@@ -9,21 +9,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::Server;
+use common::{kube_client as client, Server};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ListParams, ObjectMeta, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
-use kube::{Api, Client};
-
-async fn client(server: &Server) -> Client {
-    let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
-}
+use kube::Api;
 
 fn cm(name: &str, label: &str) -> ConfigMap {
     ConfigMap {

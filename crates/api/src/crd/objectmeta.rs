@@ -11,18 +11,7 @@ use super::{child, index, key};
 use crate::strategy::{invalid, required, FieldError};
 use crate::validation::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain};
 
-/// Go's name of the type of a JSON value decoded into `interface{}`.
-fn go_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float64",
-        Value::Number(_) => "int64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
-}
+use crate::go::go_type;
 
 /// A string field of the metadata map (malformed values count as absent, as upstream drops
 /// them when it reads the metadata of a request).

@@ -17,18 +17,7 @@ pub(super) fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-/// The Go type a decoded JSON value has (`%T`).
-pub(super) fn go_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float64",
-        Value::Number(_) => "int64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
-}
+pub(super) use crate::go::go_type;
 
 /// A JSON value printed like Go's `%v` of its decoded form (`map[k:v]`, `[a b]`).
 pub(super) fn go_value(v: &Value) -> String {

@@ -299,6 +299,17 @@ pub fn curl(
     (code.parse().unwrap_or(0), body.to_owned())
 }
 
+/// A kube-rs client for `server`, from its admin kubeconfig.
+#[allow(dead_code)]
+pub async fn kube_client(server: &Server) -> kube::Client {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
 /// Polls `check` every 50 ms until it holds or `secs` pass; panics with `what` on timeout.
 pub fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
