@@ -102,6 +102,13 @@ spec:
       openAPIV3Schema:
         type: object
         x-kubernetes-preserve-unknown-fields: true
+  - name: v1beta1
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
 "#;
 
 fn bad_cron(spec: &str) -> String {
@@ -227,6 +234,30 @@ fn custom_resources_with_kubectl() {
     );
     let w = get_json(&k, &["get", "widget", "w1"]);
     assert_eq!(w["anything"]["goes"][1], 2);
+    // Served through the other version too (conversion None: only apiVersion differs).
+    let (code, body) = curl(
+        &server,
+        "GET",
+        "/apis/tools.example.com/v1beta1/widgets/w1",
+        &[],
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let w: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(w["apiVersion"], "tools.example.com/v1beta1");
+    assert_eq!(w["anything"]["goes"][0], 1);
+    let (_, body) = curl(
+        &server,
+        "GET",
+        "/apis/tools.example.com/v1beta1/widgets",
+        &[],
+        None,
+    );
+    let list: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        list["items"][0]["apiVersion"], "tools.example.com/v1beta1",
+        "{body}"
+    );
 
     // Deleting the CRD deletes its objects and stops serving the resource.
     k.ok(&[

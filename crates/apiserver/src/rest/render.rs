@@ -144,6 +144,37 @@ pub fn list_meta(rv: i64, cont: Option<&str>) -> Value {
     m
 }
 
+/// A custom object stored through another served version, with `apiVersion` set to the
+/// version it is read through (conversion `None`: nothing else changes). `None` when the
+/// object already says that version (the cached bytes serve as they are).
+pub fn as_version(
+    info: &ResourceInfo,
+    custom: Option<&CustomVersion>,
+    obj: &Value,
+) -> Option<Value> {
+    custom?;
+    let gv = info.group_version();
+    if obj["apiVersion"].as_str() == Some(gv.as_str()) {
+        return None;
+    }
+    let mut out = obj.clone();
+    out["apiVersion"] = Value::String(gv);
+    Some(out)
+}
+
+/// `obj`'s bytes as read through `info`'s version.
+pub fn versioned_bytes(
+    info: &ResourceInfo,
+    custom: Option<&CustomVersion>,
+    bytes: &Bytes,
+    obj: &Value,
+) -> Bytes {
+    match as_version(info, custom, obj) {
+        Some(v) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+        None => bytes.clone(),
+    }
+}
+
 /// A list body from already-encoded items, in the form asked for.
 pub fn list_body(
     info: &ResourceInfo,
@@ -164,11 +195,14 @@ pub fn list_body(
             out.put_slice(b"\",\"metadata\":");
             out.put_slice(&serde_json::to_vec(&meta).unwrap_or_default());
             out.put_slice(b",\"items\":[");
-            for (i, (bytes, _)) in items.iter().enumerate() {
+            for (i, (bytes, value)) in items.iter().enumerate() {
                 if i > 0 {
                     out.put_u8(b',');
                 }
-                out.put_slice(bytes);
+                match as_version(info, custom, value) {
+                    Some(v) => out.put_slice(&serde_json::to_vec(&v).unwrap_or_default()),
+                    None => out.put_slice(bytes),
+                }
             }
             out.put_slice(b"]}");
             out.freeze()
@@ -200,9 +234,10 @@ pub fn object_body(
     obj: &Value,
 ) -> Bytes {
     match form {
-        Form::Json => match bytes {
-            Some(b) => b.clone(),
-            None => Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
+        Form::Json => match (bytes, as_version(info, custom, obj)) {
+            (_, Some(v)) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            (Some(b), None) => b.clone(),
+            (None, None) => Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
         },
         Form::Table(version) => {
             let meta = json!({ "resourceVersion": obj["metadata"]["resourceVersion"].clone() });

@@ -41,11 +41,17 @@ impl Renderer {
     fn frame(&mut self, kind: &str, obj: &Cached) -> Bytes {
         match self.form {
             Form::Json => {
-                let mut out = BytesMut::with_capacity(obj.bytes.len() + 40);
+                let bytes = render::versioned_bytes(
+                    self.t.info,
+                    self.custom.as_deref(),
+                    &obj.bytes,
+                    &obj.value,
+                );
+                let mut out = BytesMut::with_capacity(bytes.len() + 40);
                 out.put_slice(b"{\"type\":\"");
                 out.put_slice(kind.as_bytes());
                 out.put_slice(b"\",\"object\":");
-                out.put_slice(&obj.bytes);
+                out.put_slice(&bytes);
                 out.put_slice(b"}\n");
                 out.freeze()
             }
