@@ -29,14 +29,9 @@ fn internal_headers() -> HeaderMap {
     h
 }
 
-fn target(group: &str, version: &str, rest: &str) -> Result<Target, ApiError> {
-    path::parse(
-        &super::resources::Resources::new(),
-        group,
-        version,
-        rest,
-        rest,
-    )
+/// The target of a built-in resource URL (the served set's built-in part never changes).
+fn target(reg: &Registry, group: &str, version: &str, rest: &str) -> Result<Target, ApiError> {
+    path::parse(&reg.resources, group, version, rest, rest)
 }
 
 async fn create_if_absent(reg: &Arc<Registry>, t: &Target, obj: &Value) -> Result<(), ApiError> {
@@ -75,7 +70,7 @@ async fn create_or_replace(
 
 /// Makes the system namespaces and the `kubernetes` service, pointing at `address:port`.
 pub async fn run(reg: &Arc<Registry>, address: IpAddr, port: u16) -> Result<(), ApiError> {
-    let namespaces = target("", "v1", "namespaces")?;
+    let namespaces = target(reg, "", "v1", "namespaces")?;
     for ns in SYSTEM_NAMESPACES {
         let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
         create_if_absent(reg, &namespaces, &obj).await?;
@@ -94,7 +89,7 @@ pub async fn run(reg: &Arc<Registry>, address: IpAddr, port: u16) -> Result<(), 
     });
     create_if_absent(
         reg,
-        &target("", "v1", "namespaces/default/services")?,
+        &target(reg, "", "v1", "namespaces/default/services")?,
         &service,
     )
     .await?;
@@ -111,8 +106,8 @@ pub async fn run(reg: &Arc<Registry>, address: IpAddr, port: u16) -> Result<(), 
     });
     create_or_replace(
         reg,
-        &target("", "v1", "namespaces/default/endpoints")?,
-        &target("", "v1", "namespaces/default/endpoints/kubernetes")?,
+        &target(reg, "", "v1", "namespaces/default/endpoints")?,
+        &target(reg, "", "v1", "namespaces/default/endpoints/kubernetes")?,
         &endpoints,
     )
     .await?;
@@ -130,11 +125,13 @@ pub async fn run(reg: &Arc<Registry>, address: IpAddr, port: u16) -> Result<(), 
     create_or_replace(
         reg,
         &target(
+            reg,
             "discovery.k8s.io",
             "v1",
             "namespaces/default/endpointslices",
         )?,
         &target(
+            reg,
             "discovery.k8s.io",
             "v1",
             "namespaces/default/endpointslices/kubernetes",

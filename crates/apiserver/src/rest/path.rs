@@ -55,22 +55,26 @@ pub fn parse(
     if segs.iter().any(|s| s.is_empty()) {
         return Err(not_found());
     }
-    let namespaced_form = segs.len() >= 3
-        && segs[0] == "namespaces"
-        && resources
-            .find(group, version, segs[2])
-            .is_some_and(|r| r.namespaced);
-    let (namespace, rest) = if namespaced_form {
-        (Some(segs[1].to_owned()), &segs[2..])
+    let in_namespace = if segs.len() >= 3 && segs[0] == "namespaces" {
+        resources
+            .lookup(group, version, segs[2])
+            .filter(|(info, _)| info.namespaced)
     } else {
-        (None, &segs[..])
+        None
+    };
+    let (namespace, rest, found) = match in_namespace {
+        Some(found) => (Some(segs[1].to_owned()), &segs[2..], Some(found)),
+        None => (None, &segs[..], None),
     };
     if rest.len() > 3 {
         return Err(not_found());
     }
-    let info = resources
-        .find(group, version, rest[0])
-        .ok_or_else(not_found)?;
+    let (info, custom) = match found {
+        Some(found) => found,
+        None => resources
+            .lookup(group, version, rest[0])
+            .ok_or_else(not_found)?,
+    };
     let name = rest.get(1).map(|s| (*s).to_owned());
     let sub = rest.get(2).map(|s| (*s).to_owned());
     if info.namespaced && namespace.is_none() && name.is_some() {
@@ -86,7 +90,7 @@ pub fn parse(
         namespace,
         name,
         sub,
-        custom: resources.custom(info),
+        custom,
     })
 }
 

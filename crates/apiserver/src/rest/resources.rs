@@ -56,7 +56,7 @@ pub struct Served {
     /// preference order).
     pub all: Vec<&'static ResourceInfo>,
     /// Custom resources by (group, version, plural).
-    pub custom: HashMap<(String, String, String), Arc<CustomVersion>>,
+    pub custom: HashMap<(&'static str, &'static str, &'static str), Arc<CustomVersion>>,
     /// Discovery documents of `all`.
     pub docs: Documents,
 }
@@ -96,14 +96,7 @@ impl Resources {
             all,
             custom: custom
                 .into_iter()
-                .map(|c| {
-                    let key = (
-                        c.info.group.to_owned(),
-                        c.info.version.to_owned(),
-                        c.info.plural.to_owned(),
-                    );
-                    (key, c)
-                })
+                .map(|c| ((c.info.group, c.info.version, c.info.plural), c))
                 .collect(),
             docs,
         }
@@ -123,29 +116,24 @@ impl Resources {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
     }
 
-    /// The resource with this group, version and plural.
-    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    /// The resource with this group, version and plural, with its definition if it is a
+    /// custom resource: one lookup, no allocation.
+    pub fn lookup(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<(&'static ResourceInfo, Option<Arc<CustomVersion>>)> {
         if let Some(info) = tug_api::find(group, version, plural) {
-            return Some(info);
+            return Some((info, None));
         }
         let served = self.served();
-        served
-            .custom
-            .get(&(group.to_owned(), version.to_owned(), plural.to_owned()))
-            .map(|c| c.info)
-    }
-
-    /// The custom resource behind `info`, if it is one.
-    pub fn custom(&self, info: &ResourceInfo) -> Option<Arc<CustomVersion>> {
-        let served = self.served();
-        served
-            .custom
-            .get(&(
-                info.group.to_owned(),
-                info.version.to_owned(),
-                info.plural.to_owned(),
-            ))
-            .cloned()
+        // The map's keys are `&'static str`s; it is covariant in them, so it can be read
+        // with borrowed ones.
+        let custom: &HashMap<(&str, &str, &str), Arc<CustomVersion>> = &served.custom;
+        custom
+            .get(&(group, version, plural))
+            .map(|c| (c.info, Some(c.clone())))
     }
 }
 
