@@ -30,12 +30,19 @@ fn crd_info() -> Option<&'static tug_api::ResourceInfo> {
     tug_api::find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 }
 
-/// Starts the controller; it runs as long as the cache does.
-pub fn spawn(reg: Arc<Registry>) {
-    tokio::spawn(async move { run(reg).await });
+/// What the served set is built from: every accepted CRD's uid and spec generation. A pass
+/// that finds the same rebuilds nothing (no schema compiled again, no discovery or OpenAPI
+/// documents dropped) — most passes are caused by the controller's own status writes.
+#[derive(Default, PartialEq, Eq)]
+pub struct Accepted(Vec<(String, i64)>);
+
+/// Starts the controller (after a first [`sync`] made `served`); it runs as long as the
+/// cache does.
+pub fn spawn(reg: Arc<Registry>, served: Accepted) {
+    tokio::spawn(async move { run(reg, served).await });
 }
 
-async fn run(reg: Arc<Registry>) {
+async fn run(reg: Arc<Registry>, mut served: Accepted) {
     let Some(info) = crd_info() else { return };
     loop {
         let cache = reg.cache.resource(info);
@@ -43,7 +50,7 @@ async fn run(reg: Arc<Registry>) {
             return;
         };
         let mut live = sub.live;
-        let mut pending = sync(&reg).await;
+        let mut pending = sync(&reg, &mut served).await;
         loop {
             // Objects of a CRD being deleted may wait on their own finalizers: their changes
             // are not CRD events, so look again after a while until they are gone.
@@ -66,7 +73,7 @@ async fn run(reg: Arc<Registry>) {
                 },
                 () = retry => {}
             }
-            pending = sync(&reg).await;
+            pending = sync(&reg, &mut served).await;
         }
     }
 }
@@ -75,7 +82,7 @@ async fn run(reg: Arc<Registry>) {
 const DELETION_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// One pass over every CRD; true while a CRD being deleted still has objects.
-pub async fn sync(reg: &Arc<Registry>) -> bool {
+pub async fn sync(reg: &Arc<Registry>, last: &mut Accepted) -> bool {
     let Some(info) = crd_info() else { return false };
     let mut crds: Vec<Value> = reg
         .cache
@@ -99,8 +106,10 @@ pub async fn sync(reg: &Arc<Registry>) -> bool {
         key(a).cmp(&key(b))
     });
     let mut taken: HashMap<String, HashSet<String>> = HashMap::new();
-    let mut served = Vec::new();
+    let mut accepted_crds = Vec::new();
+    let mut served = Accepted::default();
     let mut statuses = Vec::new();
+    let mut deleting = Vec::new();
     for crd in &crds {
         let Ok(typed) = serde_json::from_value::<CustomResourceDefinition>(crd.clone()) else {
             tracing::warn!(
@@ -118,26 +127,43 @@ pub async fn sync(reg: &Arc<Registry>) -> bool {
         let conflict = wanted
             .iter()
             .find(|n| in_group.contains(*n) || builtin_name(&spec.group, n));
-        let accepted = conflict.is_none();
-        if accepted {
+        let status = status_for(crd, &typed, conflict);
+        if conflict.is_none() {
             in_group.extend(wanted.iter().cloned());
-            for v in spec.versions.iter().filter(|v| v.served) {
-                served.push(custom_version(&typed, v));
-            }
+            let uid = typed.metadata.uid.clone().unwrap_or_default();
+            served.0.push((uid, typed.metadata.generation.unwrap_or(0)));
         }
-        statuses.push((
-            object::name(crd).to_owned(),
-            status_for(crd, &typed, conflict),
-        ));
+        if crd["status"] != status {
+            statuses.push((object::name(crd).to_owned(), status));
+        }
+        if object::is_deleting(crd) {
+            deleting.push(typed.clone());
+        }
+        if conflict.is_none() {
+            accepted_crds.push(typed);
+        }
     }
-    reg.openapi
-        .set_custom(served.iter().map(openapi_kind).collect());
-    reg.resources.set_custom(served);
+    if *last != served {
+        let versions: Vec<CustomVersion> = accepted_crds
+            .iter()
+            .flat_map(|crd| {
+                crd.spec
+                    .versions
+                    .iter()
+                    .filter(|v| v.served)
+                    .map(move |v| custom_version(crd, v))
+            })
+            .collect();
+        reg.openapi
+            .set_custom(versions.iter().map(openapi_kind).collect());
+        reg.resources.set_custom(versions);
+        *last = served;
+    }
     for (name, status) in statuses {
         write_status(reg, &name, status).await;
     }
     let mut pending = false;
-    for crd in crds.iter().filter(|c| object::is_deleting(c)) {
+    for crd in &deleting {
         pending |= !finish_deletion(reg, crd).await;
     }
     pending
@@ -165,22 +191,24 @@ fn builtin_name(group: &str, name: &str) -> bool {
     })
 }
 
-fn custom_version(
+/// The scale subresource's paths of one version, if it has one.
+fn scale_paths(v: &CustomResourceDefinitionVersion) -> Option<ScalePaths> {
+    let s = v.subresources.as_ref()?.scale.as_ref()?;
+    Some(ScalePaths {
+        spec_replicas: s.spec_replicas_path.clone(),
+        status_replicas: s.status_replicas_path.clone(),
+        label_selector: s.label_selector_path.clone(),
+    })
+}
+
+/// The resource one version of a CRD serves.
+fn info_of(
     crd: &CustomResourceDefinition,
     v: &CustomResourceDefinitionVersion,
-) -> CustomVersion {
+) -> &'static tug_api::ResourceInfo {
     let spec = &crd.spec;
     let names = &spec.names;
-    let subresources = v.subresources.as_ref();
-    let status = subresources.is_some_and(|s| s.status.is_some());
-    let scale = subresources
-        .and_then(|s| s.scale.as_ref())
-        .map(|s| ScalePaths {
-            spec_replicas: s.spec_replicas_path.clone(),
-            status_replicas: s.status_replicas_path.clone(),
-            label_selector: s.label_selector_path.clone(),
-        });
-    let info = custom_info(&CustomNames {
+    custom_info(&CustomNames {
         group: spec.group.clone(),
         version: v.name.clone(),
         kind: names.kind.clone(),
@@ -188,9 +216,19 @@ fn custom_version(
         namespaced: spec.scope == "Namespaced",
         short_names: names.short_names.clone().unwrap_or_default(),
         categories: names.categories.clone().unwrap_or_default(),
-        status,
-        scale: scale.is_some(),
-    });
+        status: v.subresources.as_ref().is_some_and(|s| s.status.is_some()),
+        scale: scale_paths(v).is_some(),
+    })
+}
+
+fn custom_version(
+    crd: &CustomResourceDefinition,
+    v: &CustomResourceDefinitionVersion,
+) -> CustomVersion {
+    let names = &crd.spec.names;
+    let info = info_of(crd, v);
+    let scale = scale_paths(v);
+    let status = info.has_subresource("status");
     let props = v
         .schema
         .as_ref()
@@ -350,12 +388,9 @@ async fn write_status(reg: &Registry, name: &str, status: Value) {
 
 /// Deletes the objects of a CRD being deleted, then lets the CRD go; false while objects
 /// remain.
-async fn finish_deletion(reg: &Arc<Registry>, crd: &Value) -> bool {
-    let Ok(typed) = serde_json::from_value::<CustomResourceDefinition>(crd.clone()) else {
-        return true;
-    };
-    let name = object::name(crd).to_owned();
-    let spec = &typed.spec;
+async fn finish_deletion(reg: &Arc<Registry>, crd: &CustomResourceDefinition) -> bool {
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let spec = &crd.spec;
     let Some(version) = spec
         .versions
         .iter()
@@ -364,17 +399,8 @@ async fn finish_deletion(reg: &Arc<Registry>, crd: &Value) -> bool {
     else {
         return true;
     };
-    let info = custom_info(&CustomNames {
-        group: spec.group.clone(),
-        version: version.name.clone(),
-        kind: spec.names.kind.clone(),
-        plural: spec.names.plural.clone(),
-        namespaced: spec.scope == "Namespaced",
-        short_names: spec.names.short_names.clone().unwrap_or_default(),
-        categories: spec.names.categories.clone().unwrap_or_default(),
-        status: false,
-        scale: false,
-    });
+    // Every version shares one store prefix; the storage version's resource finds them.
+    let info = info_of(crd, version);
     let objects = reg
         .cache
         .resource(info)

@@ -92,8 +92,9 @@ impl Registry {
             openapi: Arc::new(crate::openapi::OpenApi::new()),
         });
         // Custom resources are served from the first request on.
-        crds::sync(&registry).await;
-        crds::spawn(registry.clone());
+        let mut served = crds::Accepted::default();
+        crds::sync(&registry, &mut served).await;
+        crds::spawn(registry.clone(), served);
         Ok(registry)
     }
 
