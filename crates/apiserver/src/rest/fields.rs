@@ -170,46 +170,37 @@ pub fn track(t: &Target, opts: &WriteOpts, old: Option<&Value>, new: &mut Value)
 /// Whether a write changes nothing but managedFields timestamps (then it is not stored, as
 /// upstream skips no-op updates).
 pub fn unchanged(new: &Value, old: &Value) -> bool {
-    let (Value::Object(n), Value::Object(o)) = (new, old) else {
-        return new == old;
-    };
-    if n.len() != o.len() {
-        return false;
-    }
-    n.iter().all(|(k, v)| match (k.as_str(), o.get(k)) {
-        (_, None) => false,
-        ("metadata", Some(old_meta)) => same_metadata(v, old_meta),
-        (_, Some(ov)) => v == ov,
-    })
-}
-
-fn same_metadata(new: &Value, old: &Value) -> bool {
-    let (Value::Object(n), Value::Object(o)) = (new, old) else {
-        return new == old;
-    };
-    if n.len() != o.len() {
-        return false;
-    }
-    n.iter().all(|(k, v)| match (k.as_str(), o.get(k)) {
-        (_, None) => false,
-        ("managedFields", Some(ov)) => same_ignoring_time(v, ov),
-        (_, Some(ov)) => v == ov,
-    })
-}
-
-fn same_ignoring_time(new: &Value, old: &Value) -> bool {
-    let (Value::Array(n), Value::Array(o)) = (new, old) else {
-        return new == old;
-    };
-    n.len() == o.len()
-        && n.iter().zip(o).all(|(a, b)| match (a, b) {
-            (Value::Object(a), Value::Object(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .all(|(k, v)| k == "time" || b.get(k).is_some_and(|w| w == v))
-            }
+    same_fields(new, old, &|key, a, b| match key {
+        "metadata" => same_fields(a, b, &|key, a, b| match key {
+            "managedFields" => same_entries_but_time(a, b),
             _ => a == b,
-        })
+        }),
+        _ => a == b,
+    })
+}
+
+/// Two objects with the same keys whose values `same` accepts (anything else: equality).
+fn same_fields(new: &Value, old: &Value, same: &dyn Fn(&str, &Value, &Value) -> bool) -> bool {
+    match (new, old) {
+        (Value::Object(n), Value::Object(o)) => {
+            n.len() == o.len()
+                && n.iter()
+                    .all(|(k, v)| o.get(k).is_some_and(|w| same(k, v, w)))
+        }
+        _ => new == old,
+    }
+}
+
+fn same_entries_but_time(new: &Value, old: &Value) -> bool {
+    match (new, old) {
+        (Value::Array(n), Value::Array(o)) => {
+            n.len() == o.len()
+                && n.iter()
+                    .zip(o)
+                    .all(|(a, b)| same_fields(a, b, &|k, x, y| k == "time" || x == y))
+        }
+        _ => new == old,
+    }
 }
 
 #[cfg(test)]
