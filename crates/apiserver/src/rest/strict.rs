@@ -13,19 +13,54 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     let mut de = serde_json::Deserializer::from_slice(body);
     // A body that is not JSON fails elsewhere with a better message.
     let _ = Scan {
-        path: String::new(),
+        at: None,
         found: &mut found,
     }
     .deserialize(&mut de);
     found
 }
 
-struct Scan<'a> {
-    path: String,
-    found: &'a mut Vec<String>,
+/// One step from the root: a key or a list index.
+enum Step<'p> {
+    Key(&'p str),
+    Index(usize),
 }
 
-impl<'de> DeserializeSeed<'de> for Scan<'_> {
+/// Where the scan is, as a chain of steps back to the root: only written out as a path
+/// for a duplicate, so clean bodies cost no string building.
+struct At<'p> {
+    parent: Option<&'p At<'p>>,
+    step: Step<'p>,
+}
+
+fn path_of(at: &At<'_>) -> String {
+    let mut steps = vec![&at.step];
+    let mut cur = at.parent;
+    while let Some(a) = cur {
+        steps.push(&a.step);
+        cur = a.parent;
+    }
+    let mut out = String::new();
+    for step in steps.into_iter().rev() {
+        match step {
+            Step::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+struct Scan<'f, 'p> {
+    at: Option<&'p At<'p>>,
+    found: &'f mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Scan<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -33,7 +68,7 @@ impl<'de> DeserializeSeed<'de> for Scan<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Scan<'_> {
+impl<'de> Visitor<'de> for Scan<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,36 +76,42 @@ impl<'de> Visitor<'de> for Scan<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let found = self.found;
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() {
-                key.clone()
-            } else {
-                format!("{}.{key}", self.path)
+            let here = At {
+                parent: self.at,
+                step: Step::Key(&key),
             };
-            if !seen.insert(key) {
-                self.found.push(path.clone());
+            if seen.contains(&key) {
+                found.push(path_of(&here));
             }
             map.next_value_seed(Scan {
-                path,
-                found: self.found,
+                at: Some(&here),
+                found: &mut *found,
             })?;
+            seen.insert(key);
         }
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let found = self.found;
         let mut i = 0;
-        while seq
-            .next_element_seed(Scan {
-                path: format!("{}[{i}]", self.path),
-                found: self.found,
-            })?
-            .is_some()
-        {
+        loop {
+            let here = At {
+                parent: self.at,
+                step: Step::Index(i),
+            };
+            let next = seq.next_element_seed(Scan {
+                at: Some(&here),
+                found: &mut *found,
+            })?;
+            if next.is_none() {
+                return Ok(());
+            }
             i += 1;
         }
-        Ok(())
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<(), E> {
