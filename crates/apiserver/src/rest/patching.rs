@@ -9,6 +9,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
+use tug_api::schema::Ty;
 use tug_api::strategy::{ErrorType, FieldError};
 
 use super::fields::{self, Operation, WriteOpts};
@@ -39,6 +40,47 @@ fn unprocessable(message: String) -> ApiError {
     }
 }
 
+/// Applies a JSON, merge or strategic merge patch to a document. `strategic` is the type
+/// strategic merge follows; `None` (custom resources) answers 415, as upstream.
+pub fn patch_document(
+    kind: BodyType,
+    patch_doc: &Value,
+    old: &Value,
+    strategic: Option<&Ty>,
+) -> Result<Value, ApiError> {
+    match kind {
+        BodyType::MergePatch => {
+            let mut doc = old.clone();
+            patch::merge_patch(&mut doc, patch_doc);
+            Ok(doc)
+        }
+        BodyType::JsonPatch => {
+            let mut doc = old.clone();
+            patch::json_patch(&mut doc, patch_doc).map_err(|e| match e {
+                patch::PatchError::Malformed(m) => ApiError::bad_request(m),
+                patch::PatchError::Failed(m) => unprocessable(m),
+            })?;
+            Ok(doc)
+        }
+        BodyType::StrategicMergePatch => {
+            let Some(ty) = strategic else {
+                return Err(request::unsupported_patch_type(
+                    "application/strategic-merge-patch+json",
+                ));
+            };
+            tug_api::strategic::apply(old, patch_doc, ty, tug_api::schema::builtin()).map_err(|e| {
+                match e {
+                    tug_api::strategic::SmpError::BadRequest(m) => ApiError::bad_request(m),
+                    tug_api::strategic::SmpError::Invalid(m) => unprocessable(m),
+                }
+            })
+        }
+        BodyType::ApplyPatch | BodyType::Json => {
+            Err(request::unsupported_patch_type("application/json"))
+        }
+    }
+}
+
 /// Applies a JSON, merge or strategic merge patch to `old`; the result must still decode as
 /// the kind.
 pub fn apply_patch(
@@ -48,38 +90,8 @@ pub fn apply_patch(
     patch_doc: &Value,
     old: &Value,
 ) -> Result<(Value, Vec<String>), ApiError> {
-    let doc = match kind {
-        BodyType::MergePatch => {
-            let mut doc = old.clone();
-            patch::merge_patch(&mut doc, patch_doc);
-            doc
-        }
-        BodyType::JsonPatch => {
-            let mut doc = old.clone();
-            patch::json_patch(&mut doc, patch_doc).map_err(|e| match e {
-                patch::PatchError::Malformed(m) => ApiError::bad_request(m),
-                patch::PatchError::Failed(m) => unprocessable(m),
-            })?;
-            doc
-        }
-        BodyType::StrategicMergePatch => {
-            if t.custom.is_some() {
-                return Err(request::unsupported_patch_type(
-                    "application/strategic-merge-patch+json",
-                ));
-            }
-            let ty = fields::type_of(t);
-            tug_api::strategic::apply(old, patch_doc, &ty, tug_api::schema::builtin()).map_err(
-                |e| match e {
-                    tug_api::strategic::SmpError::BadRequest(m) => ApiError::bad_request(m),
-                    tug_api::strategic::SmpError::Invalid(m) => unprocessable(m),
-                },
-            )?
-        }
-        BodyType::ApplyPatch | BodyType::Json => {
-            return Err(request::unsupported_patch_type("application/json"));
-        }
-    };
+    let ty = t.custom.is_none().then(|| fields::type_of(t));
+    let doc = patch_document(kind, patch_doc, old, ty.as_ref())?;
     let decoded = write::decode_object(t, q, doc)?;
     Ok((decoded.obj, decoded.warnings))
 }

@@ -15,7 +15,7 @@ use super::object;
 use super::path::Target;
 use super::read;
 use super::render;
-use super::request::{self, BodyType, Query};
+use super::request::{self, Query};
 use super::write::{self, Part, WriteOpts};
 use super::Registry;
 use crate::status::ApiError;
@@ -68,23 +68,10 @@ pub async fn handle(
         ("scale", Method::PATCH) => {
             let kind = request::patch_body_type(headers)?;
             let doc = request::parse_json(body)?;
+            // Scale is a built-in kind: strategic merge follows its type.
+            let scale_type = tug_api::schema::builtin().kind("autoscaling", "v1", "Scale");
             set_scale(reg, t, q, headers, move |scale| {
-                let mut s = scale.clone();
-                match kind {
-                    BodyType::MergePatch => super::patch::merge_patch(&mut s, &doc),
-                    BodyType::JsonPatch => super::patch::json_patch(&mut s, &doc)
-                        .map_err(|e| ApiError::bad_request(e.to_string()))?,
-                    _ => {
-                        return Err(ApiError {
-                            code: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                            reason: "UnsupportedMediaType",
-                            message: "the scale subresource takes merge and JSON patches"
-                                .to_owned(),
-                            details: None,
-                        })
-                    }
-                }
-                Ok(s)
+                super::patching::patch_document(kind, &doc, scale, scale_type.as_ref())
             })
             .await
         }
