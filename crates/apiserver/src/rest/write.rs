@@ -291,9 +291,9 @@ pub async fn create_object(
         tug_api::meta::timestamp(render::now_unix()),
     );
     kinds::prepare_create(t.info, &mut obj);
-    let custom = t.custom.clone();
-    super::custom::default(custom.as_deref(), t.info, &mut obj);
-    let errors = super::custom::validate(custom.as_deref(), t.info, &obj, None);
+    let custom = t.custom.as_deref();
+    super::custom::default(custom, t.info, &mut obj);
+    let errors = super::custom::validate(custom, t.info, &obj, None);
     if !errors.is_empty() {
         return Err(invalid(t, &name, &errors));
     }
@@ -414,14 +414,14 @@ pub async fn update_with(
         if part == Part::Main {
             kinds::prepare_update(t.info, &mut new, &old);
         }
-        let custom = t.custom.clone();
-        super::custom::default(custom.as_deref(), t.info, &mut new);
+        let custom = t.custom.as_deref();
+        super::custom::default(custom, t.info, &mut new);
         let taken = {
             let mut alloc = reg.allocator();
             kinds::allocate(t.info, &mut alloc, &mut new, Some(&old))
                 .map_err(|e| invalid(t, &name, &e))?
         };
-        let errors = super::custom::validate(custom.as_deref(), t.info, &new, Some(&old));
+        let errors = super::custom::validate(custom, t.info, &new, Some(&old));
         if !errors.is_empty() {
             taken.undo(&mut reg.allocator());
             return Err(invalid(t, &name, &errors));
