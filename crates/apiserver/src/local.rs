@@ -1,0 +1,59 @@
+//! The in-process transport: a kube-rs [`kube::Client`] whose requests go straight into the
+//! router, without TLS, sockets or HTTP framing. `tug server` runs its controllers, scheduler
+//! and hollow kubelets on it, as one authenticated user each.
+
+use axum::Router;
+use tower::ServiceExt;
+
+use crate::authn::UserInfo;
+
+/// A client that sends every request to `router` as `user`.
+pub fn client(router: Router, user: UserInfo) -> kube::Client {
+    let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut().insert(user.clone());
+        router.clone().oneshot(req)
+    });
+    kube::Client::new(service, "default")
+}
+
+/// The user a component of `tug server` acts as, as upstream names them
+/// (`system:kube-scheduler`, `system:kube-controller-manager`, …).
+pub fn component_user(name: &str) -> UserInfo {
+    UserInfo {
+        name: name.to_owned(),
+        uid: String::new(),
+        groups: vec!["system:authenticated".to_owned()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::Api;
+    use std::sync::Arc;
+    use tug_store::embedded::EmbeddedStore;
+
+    #[tokio::test]
+    async fn a_local_client_reads_and_writes() {
+        let store = Arc::new(EmbeddedStore::in_memory().unwrap_or_else(|e| panic!("store: {e}")));
+        let registry = crate::rest::Registry::start(store, crate::rest::Config::default())
+            .await
+            .unwrap_or_else(|e| panic!("registry: {e}"));
+        let client = client(crate::routes::router(registry), component_user("test"));
+        let api: Api<Namespace> = Api::all(client);
+        let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": "local"}}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        api.create(&Default::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        let got = api
+            .get("local")
+            .await
+            .unwrap_or_else(|e| panic!("get: {e}"));
+        assert_eq!(got.metadata.name.as_deref(), Some("local"));
+        let err = api.get("absent").await.err();
+        assert!(matches!(err, Some(kube::Error::Api(s)) if s.code == 404));
+    }
+}

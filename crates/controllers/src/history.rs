@@ -1,0 +1,1 @@
+//! ControllerRevisions: the template history of StatefulSets and DaemonSets (not written yet).
