@@ -1,7 +1,8 @@
 //! What exists from the first start, as upstream's apiserver makes it: the namespaces
 //! default, kube-system, kube-public and kube-node-lease, and the `kubernetes` service in
 //! default (the first address of the service range) with Endpoints and an EndpointSlice
-//! pointing at this API server. Made through the same REST path as any client write.
+//! pointing at this API server, and the built-in PriorityClasses `system-cluster-critical` and
+//! `system-node-critical`. Made through the same REST path as any client write.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,6 +19,20 @@ use crate::status::ApiError;
 /// The namespaces every cluster has.
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// The PriorityClasses upstream's apiserver makes: name, value, description.
+pub const SYSTEM_PRIORITY_CLASSES: &[(&str, i64, &str)] = &[
+    (
+        "system-node-critical",
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    (
+        "system-cluster-critical",
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    ),
+];
 
 /// Objects the server makes are managed by `kube-apiserver`, as upstream's.
 fn internal_headers() -> HeaderMap {
@@ -74,6 +89,17 @@ pub async fn run(reg: &Arc<Registry>, address: IpAddr, port: u16) -> Result<(), 
     for ns in SYSTEM_NAMESPACES {
         let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
         create_if_absent(reg, &namespaces, &obj).await?;
+    }
+    let classes = target(reg, "scheduling.k8s.io", "v1", "priorityclasses")?;
+    for (name, value, description) in SYSTEM_PRIORITY_CLASSES {
+        let obj = json!({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": { "name": name },
+            "value": value,
+            "description": description,
+            "preemptionPolicy": "PreemptLowerPriority",
+        });
+        create_if_absent(reg, &classes, &obj).await?;
     }
     let cluster_ip = reg.allocator().cidr().nth(1).to_string();
     let labels = json!({ "component": "apiserver", "provider": "kubernetes" });

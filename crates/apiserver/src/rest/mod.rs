@@ -4,11 +4,13 @@
 //! (defaulting and validation from `tug_api::strategy`, plus the server-side rules in
 //! [`write`] and [`kinds`]) to the store.
 
-pub mod alloc;
+pub mod admission;
+mod alloc;
 pub mod bootstrap;
 pub mod cache;
 pub mod crds;
 pub mod custom;
+pub mod eviction;
 pub mod fields;
 pub mod kinds;
 pub mod object;

@@ -76,7 +76,7 @@ pub async fn handle(
             .await
         }
         ("binding", Method::POST) => bind(reg, t, q, body).await,
-        ("eviction", Method::POST) => evict(reg, t, q, body).await,
+        ("eviction", Method::POST) => super::eviction::evict(reg, t, q, body).await,
         ("finalize", Method::PUT) => finalize(reg, t, q, headers, body).await,
         _ => {
             current(reg, t).await?;
@@ -317,20 +317,6 @@ async fn bind(
         }
     }
     Err(write::kept_changing(t))
-}
-
-/// pods/eviction: deletes the pod with the eviction's options.
-async fn evict(
-    reg: &Arc<Registry>,
-    t: &Target,
-    q: &Query,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let mut eviction = write::object_map(request::parse_json(body)?)?;
-    write::check_type_field(&mut eviction, "kind", "kind", "Eviction")?;
-    let opts = write::delete_options_from(q, eviction.get("deleteOptions"))?;
-    write::delete_one(reg, t, &opts).await?;
-    Ok(render::value_response(StatusCode::CREATED, &success()))
 }
 
 /// namespaces/finalize: replaces the namespace's spec.finalizers.

@@ -293,6 +293,7 @@ pub async fn create_object(
     kinds::prepare_create(t.info, &mut obj);
     let custom = t.custom.as_deref();
     super::custom::default(custom, t.info, &mut obj);
+    super::admission::admit_create(reg, t, &mut obj).await?;
     let errors = super::custom::validate(custom, t.info, &obj, None);
     if !errors.is_empty() {
         return Err(invalid(t, &name, &errors));
@@ -526,6 +527,8 @@ pub struct DeleteOptions {
     pub rv: Option<i64>,
     /// `dryRun=All`.
     pub dry_run: bool,
+    /// `propagationPolicy` (or the deprecated `orphanDependents` as Orphan/Background).
+    pub propagation: Option<String>,
 }
 
 /// Reads DeleteOptions from a DELETE request's body (possibly empty) and query.
@@ -553,6 +556,9 @@ pub fn delete_options_from(q: &Query, v: Option<&Value>) -> Result<DeleteOptions
         }
         if let Some(p) = v["propagationPolicy"].as_str() {
             check_propagation(p)?;
+            opts.propagation = Some(p.to_owned());
+        } else if let Some(orphan) = v["orphanDependents"].as_bool() {
+            opts.propagation = Some(if orphan { "Orphan" } else { "Background" }.to_owned());
         }
         opts.dry_run = v["dryRun"]
             .as_array()
@@ -563,13 +569,25 @@ pub fn delete_options_from(q: &Query, v: Option<&Value>) -> Result<DeleteOptions
     }
     if let Some(p) = q.get("propagationPolicy") {
         check_propagation(p)?;
+        opts.propagation = Some(p.to_owned());
+    } else if let Some(orphan) = q.get("orphanDependents") {
+        if opts.propagation.is_none() {
+            opts.propagation = Some(
+                if orphan == "true" {
+                    "Orphan"
+                } else {
+                    "Background"
+                }
+                .to_owned(),
+            );
+        }
     }
     opts.dry_run |= q.dry_run()?;
     Ok(opts)
 }
 
-/// Propagation policies are accepted as upstream; the garbage collector that acts on them
-/// is a controller.
+/// Propagation policies as upstream: Orphan and Foreground become the `orphan` and
+/// `foregroundDeletion` finalizers the garbage collector acts on.
 fn check_propagation(p: &str) -> Result<(), ApiError> {
     match p {
         "Orphan" | "Background" | "Foreground" => Ok(()),
@@ -578,6 +596,40 @@ fn check_propagation(p: &str) -> Result<(), ApiError> {
              \"Background\", \"Foreground\""
         ))),
     }
+}
+
+/// The garbage collector's finalizers.
+pub const ORPHAN: &str = "orphan";
+/// See [`ORPHAN`].
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+/// Sets the `orphan` / `foregroundDeletion` finalizers a propagation policy asks for (none
+/// named: leave them as they are); whether they changed.
+fn gc_finalizers(obj: &mut Value, policy: Option<&str>) -> bool {
+    let want = match policy {
+        Some("Orphan") => Some(ORPHAN),
+        Some("Foreground") => Some(FOREGROUND),
+        Some(_) => None,
+        None => return false,
+    };
+    let mut list: Vec<Value> = obj["metadata"]["finalizers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let before = list.clone();
+    list.retain(|f| f != ORPHAN && f != FOREGROUND);
+    if let Some(w) = want {
+        list.push(json!(w));
+    }
+    if list == before {
+        return false;
+    }
+    if list.is_empty() {
+        object::remove_meta(obj, "finalizers");
+    } else {
+        object::set_meta(obj, "finalizers", Value::Array(list));
+    }
+    true
 }
 
 /// Deletes one object; the object (pods, or when deletion is pending) or a Success Status.
@@ -619,13 +671,14 @@ pub async fn delete_one(
             }
         }
         let is_pod = t.info.group.is_empty() && t.info.plural == "pods";
+        let finalizers_changed = gc_finalizers(&mut obj, opts.propagation.as_deref());
         match kinds::deletion(t.info, &obj, opts.grace) {
             Deletion::Graceful { grace } => {
                 let pending = object::meta_str(&obj, "deletionTimestamp").is_some();
                 let shorter = obj["metadata"]["deletionGracePeriodSeconds"]
                     .as_i64()
                     .is_some_and(|g| grace < g);
-                if !pending || shorter {
+                if !pending || shorter || finalizers_changed {
                     kinds::mark_deleting(t.info, &mut obj, grace, render::now_unix());
                     if !opts.dry_run {
                         match reg
