@@ -101,6 +101,12 @@ impl Authenticator {
         Ok(Authenticator { tokens })
     }
 
+    /// Also accepts `token` as `user` (the node token agents join with).
+    pub fn with_token(mut self, token: &str, user: UserInfo) -> Self {
+        self.tokens.insert(token.to_owned(), user);
+        self
+    }
+
     /// The user of an `Authorization: Bearer` header, if the token is known.
     pub fn token_user(&self, authorization: Option<&str>) -> Option<UserInfo> {
         let token = authorization?.strip_prefix("Bearer ")?.trim();

@@ -6,6 +6,7 @@
 
 pub mod authn;
 pub mod discovery;
+pub mod join;
 pub mod local;
 pub mod openapi;
 pub mod pki;

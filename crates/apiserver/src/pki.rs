@@ -222,6 +222,14 @@ pub fn kubeconfig(server: &str, ca: &str, user: &str, cert: &str, key: &str) -> 
     )
 }
 
+/// A kubeconfig that authenticates with a bearer token.
+pub fn token_kubeconfig(server: &str, ca: &str, token: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: tug\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: agent\n  user:\n    token: {token:?}\ncontexts:\n- name: tug\n  context:\n    cluster: tug\n    user: agent\ncurrent-context: tug\npreferences: {{}}\n",
+        b64(ca),
+    )
+}
+
 /// Writes a kubeconfig file (mode 0600: it holds a private key).
 pub fn write_kubeconfig(path: &Path, contents: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -38,8 +38,16 @@ pub enum Error {
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
-/// Paths anyone may read, as upstream's `system:public-info-viewer` role allows.
-const PUBLIC: &[&str] = &["/healthz", "/livez", "/readyz", "/version", "/version/"];
+/// Paths anyone may read, as upstream's `system:public-info-viewer` role allows, and
+/// `/cacerts`, the CA agents check against their join token (as k3s).
+const PUBLIC: &[&str] = &[
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/version",
+    "/version/",
+    "/cacerts",
+];
 
 /// The rustls configuration: the serving certificate, optional client certificates verified
 /// against the cluster CA, ALPN h2 and http/1.1.

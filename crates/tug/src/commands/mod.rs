@@ -1,7 +1,11 @@
 //! The command line: one subcommand per file, flags named as in k3s and upstream
 //! Kubernetes where a name exists.
 
+mod agent;
 mod bench;
+mod components;
+mod controller_manager;
+mod scheduler;
 mod server;
 mod version;
 
@@ -22,6 +26,12 @@ pub struct Cli {
 enum Command {
     /// Run the control plane (and, later, the node agent) on this machine.
     Server(server::ServerArgs),
+    /// Run a node agent joining a server (today: hollow nodes).
+    Agent(agent::AgentArgs),
+    /// Run the scheduler alone, against a server.
+    Scheduler(scheduler::SchedulerArgs),
+    /// Run the controllers alone, against a server.
+    ControllerManager(controller_manager::ControllerManagerArgs),
     /// Measure Tugboat against its peers, side by side.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -50,10 +60,29 @@ pub fn init_logging(verbose: u8) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => server::run(args).await,
+        Command::Agent(args) => agent::run(args).await,
+        Command::Scheduler(args) => scheduler::run(args).await,
+        Command::ControllerManager(args) => controller_manager::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Version => {
             version::print();
             Ok(())
         }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
     }
 }

@@ -41,10 +41,24 @@ pub struct ServerArgs {
     /// Extra names or addresses for the serving certificate (repeatable).
     #[arg(long)]
     pub tls_san: Vec<String>,
-    /// Run the control plane only, without the node agent (as k3s). The agent is not built
-    /// yet, so today this changes nothing.
+    /// Run the control plane only, without the node agent (as k3s). The kubelet is not built
+    /// yet, so today this changes nothing; hollow nodes run with --hollow-nodes.
     #[arg(long)]
     pub disable_agent: bool,
+    /// Do not run the scheduler in this process.
+    #[arg(long)]
+    pub disable_scheduler: bool,
+    /// Do not run the controllers in this process.
+    #[arg(long)]
+    pub disable_controller_manager: bool,
+    /// Elect the in-process scheduler and controller-manager through Leases, so several
+    /// servers (or separate `tug scheduler` / `tug controller-manager`) can run.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    #[command(flatten)]
+    pub controllers: super::controller_manager::ControllerFlags,
+    #[command(flatten)]
+    pub hollow: super::agent::HollowFlags,
     /// The IPv4 range service ClusterIPs come from; its first address is the `kubernetes`
     /// service's.
     #[arg(long, default_value = "10.43.0.0/16")]
@@ -138,26 +152,57 @@ fn identity(args: &ServerArgs) -> anyhow::Result<Pki> {
     Ok(pki)
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
+/// A stable identity for this server's components in leader election: a restarted server
+/// takes its own lease back at once, two servers on one host still differ.
+fn component_identity(data_dir: &std::path::Path) -> String {
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    let digest = tug_apiserver::join::ca_hash(&dir.display().to_string());
+    format!("{}_{}", hostname(), &digest[..12])
+}
+
+/// Starts the scheduler, controllers and hollow nodes in-process, each on its own
+/// in-process client.
+fn start_components(args: &ServerArgs, router: &axum::Router) -> anyhow::Result<()> {
+    use tug_apiserver::local::{client, component_user};
+    let identity = component_identity(&args.data_dir);
+    if !args.disable_controller_manager {
+        let c = client(
+            router.clone(),
+            component_user("system:kube-controller-manager"),
+        );
+        let ctx = tug_controllers::Context::new(c.clone(), args.controllers.options()?);
+        let (id, elect) = (identity.clone(), args.leader_elect);
+        tokio::spawn(async move {
+            super::components::run_elected(
+                c,
+                "kube-controller-manager",
+                id,
+                elect,
+                tug_controllers::run(ctx),
+            )
+            .await;
+        });
     }
+    if !args.disable_scheduler {
+        let c = client(router.clone(), component_user("system:kube-scheduler"));
+        let (id, elect) = (identity, args.leader_elect);
+        tokio::spawn(async move {
+            let run = tug_scheduler::run(c.clone(), tug_scheduler::Options::default());
+            super::components::run_elected(c, "kube-scheduler", id, elect, run).await;
+        });
+    }
+    if args.hollow.hollow_nodes > 0 {
+        let c = client(
+            router.clone(),
+            component_user(tug_apiserver::join::AGENT_USER),
+        );
+        tokio::spawn(tug_hollow::run(c, args.hollow.options()));
+    }
+    Ok(())
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    if !args.disable_agent {
-        tracing::info!("the node agent is not built yet; running the control plane only");
-    }
+    args.controllers.options()?;
     let authenticator = match &args.token_auth_file {
         Some(path) => Authenticator::from_token_file(path)?,
         None => Authenticator::default(),
@@ -187,6 +232,20 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("creating the system namespaces: {}", e.message))?;
     let pki = identity(&args)?;
     let tls = tug_apiserver::serve::tls_config(&pki).context("configuring TLS")?;
+    let token_path = args.data_dir.join("server/token");
+    let token = tug_apiserver::join::load_or_create_token(&token_path, &pki.ca_cert)?;
+    let authenticator = authenticator.with_token(
+        &token,
+        tug_apiserver::authn::UserInfo {
+            name: tug_apiserver::join::AGENT_USER.to_owned(),
+            uid: String::new(),
+            groups: vec!["system:nodes".to_owned(), "system:authenticated".to_owned()],
+        },
+    );
+    let ca = pki.ca_cert.clone();
+    let router = tug_apiserver::routes::router(registry)
+        .route("/cacerts", axum::routing::get(move || async move { ca }));
+    start_components(&args, &router)?;
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -196,8 +255,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         listener,
         tls,
         Arc::new(authenticator),
-        tug_apiserver::routes::router(registry),
-        shutdown_signal(),
+        router,
+        super::shutdown_signal(),
     )
     .await;
     tracing::info!("shutting down");
