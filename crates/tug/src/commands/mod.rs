@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the control plane (and, later, the node agent) on this machine.
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Run a node agent joining a server (today: hollow nodes).
     Agent(agent::AgentArgs),
     /// Run the scheduler alone, against a server.
@@ -59,7 +59,7 @@ pub fn init_logging(verbose: u8) {
 /// Runs the chosen subcommand.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Server(args) => server::run(args).await,
+        Command::Server(args) => server::run(*args).await,
         Command::Agent(args) => agent::run(args).await,
         Command::Scheduler(args) => scheduler::run(args).await,
         Command::ControllerManager(args) => controller_manager::run(args).await,
