@@ -7,11 +7,23 @@ use tower::ServiceExt;
 
 use crate::authn::UserInfo;
 
-/// A client that sends every request to `router` as `user`.
+/// A client that sends every request to `router` as `user`. Requests carry the User-Agent
+/// `<component>/v1.37.0 (tug)` (the user name without `system:`), so writes without an explicit
+/// fieldManager are managed by `kube-controller-manager`, `kube-scheduler`, … as upstream's.
 pub fn client(router: Router, user: UserInfo) -> kube::Client {
+    let component = user.name.strip_prefix("system:").unwrap_or(&user.name);
+    let agent = http::HeaderValue::from_str(&format!(
+        "{component}/v{}.{}.0 (tug)",
+        crate::routes::KUBERNETES_MAJOR,
+        crate::routes::KUBERNETES_MINOR
+    ))
+    .unwrap_or_else(|_| http::HeaderValue::from_static("tug"));
     let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut().insert(user.clone());
+        req.headers_mut()
+            .entry(http::header::USER_AGENT)
+            .or_insert_with(|| agent.clone());
         router.clone().oneshot(req)
     });
     kube::Client::new(service, "default")

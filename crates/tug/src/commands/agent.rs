@@ -31,15 +31,67 @@ pub struct HollowFlags {
     /// Hollow node names are this prefix followed by an index.
     #[arg(long, default_value = "hollow-")]
     pub hollow_node_prefix: String,
+    /// CPU capacity of each hollow node.
+    #[arg(long, default_value = "4")]
+    pub hollow_cpu: String,
+    /// Memory capacity of each hollow node.
+    #[arg(long, default_value = "16Gi")]
+    pub hollow_memory: String,
+    /// Pod capacity of each hollow node.
+    #[arg(long, default_value_t = 110)]
+    pub hollow_max_pods: u32,
+    /// Labels of the hollow nodes: key=value, comma-separated (as the kubelet's
+    /// --node-labels).
+    #[arg(long, value_delimiter = ',')]
+    pub hollow_node_labels: Vec<String>,
+    /// Taints the hollow nodes register with: key[=value]:Effect, comma-separated (as the
+    /// kubelet's --register-with-taints).
+    #[arg(long, value_delimiter = ',')]
+    pub hollow_register_with_taints: Vec<String>,
 }
 
 impl HollowFlags {
     /// The hollow nodes' options.
-    pub fn options(&self) -> tug_hollow::Options {
-        tug_hollow::Options {
+    pub fn options(&self) -> anyhow::Result<tug_hollow::Options> {
+        let mut labels = std::collections::BTreeMap::new();
+        for l in &self.hollow_node_labels {
+            let (k, v) = l
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--hollow-node-labels: {l:?} is not key=value"))?;
+            labels.insert(k.to_owned(), v.to_owned());
+        }
+        let mut taints = Vec::new();
+        for t in &self.hollow_register_with_taints {
+            let (kv, effect) = t.rsplit_once(':').ok_or_else(|| {
+                anyhow::anyhow!("--hollow-register-with-taints: {t:?} is not key[=value]:Effect")
+            })?;
+            if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+                anyhow::bail!(
+                    "--hollow-register-with-taints: effect {effect:?} must be NoSchedule, \
+                     PreferNoSchedule or NoExecute"
+                );
+            }
+            let (key, value) = match kv.split_once('=') {
+                Some((k, v)) => (k, Some(v.to_owned())),
+                None => (kv, None),
+            };
+            taints.push(k8s_openapi::api::core::v1::Taint {
+                key: key.to_owned(),
+                value,
+                effect: effect.to_owned(),
+                time_added: None,
+            });
+        }
+        Ok(tug_hollow::Options {
             count: self.hollow_nodes,
             name_prefix: self.hollow_node_prefix.clone(),
-        }
+            cpu: self.hollow_cpu.clone(),
+            memory: self.hollow_memory.clone(),
+            pods: self.hollow_max_pods,
+            labels,
+            taints,
+            ..tug_hollow::Options::default()
+        })
     }
 }
 
@@ -79,12 +131,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         (None, Some(server), Some(token)) => join(server, token).await?,
         _ => anyhow::bail!("tug agent needs --server and --token (or --kubeconfig)"),
     };
+    let options = args.hollow.options()?;
     if args.hollow.hollow_nodes == 0 {
         anyhow::bail!("the kubelet is not built yet: run hollow nodes with --hollow-nodes N");
     }
     tracing::info!(nodes = args.hollow.hollow_nodes, "starting hollow nodes");
     tokio::select! {
-        () = tug_hollow::run(client, args.hollow.options()) => {}
+        () = tug_hollow::run(client, options) => {}
         () = super::shutdown_signal() => tracing::info!("shutting down"),
     }
     Ok(())

@@ -196,13 +196,14 @@ fn start_components(args: &ServerArgs, router: &axum::Router) -> anyhow::Result<
             router.clone(),
             component_user(tug_apiserver::join::AGENT_USER),
         );
-        tokio::spawn(tug_hollow::run(c, args.hollow.options()));
+        tokio::spawn(tug_hollow::run(c, args.hollow.options()?));
     }
     Ok(())
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     args.controllers.options()?;
+    args.hollow.options()?;
     let authenticator = match &args.token_auth_file {
         Some(path) => Authenticator::from_token_file(path)?,
         None => Authenticator::default(),
