@@ -28,6 +28,9 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
     if obj.get("spec").is_some() {
         object::set_meta(obj, "generation", 1);
     }
+    if info.group == "batch" && info.plural == "jobs" {
+        job_selector(obj);
+    }
     if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
         // Deleting a CRD first deletes its objects (see `crds`).
         let meta = object::meta_mut(obj);
@@ -37,6 +40,36 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
                 list.push(json!(super::crds::CLEANUP_FINALIZER));
             }
         }
+    }
+}
+
+/// A Job's generated selector, as upstream's Job strategy: unless `manualSelector` is true,
+/// the template gets the controller-uid and job-name labels (new and legacy names) and, when
+/// the Job names no selector, the selector is its uid.
+fn job_selector(obj: &mut Value) {
+    if obj["spec"]["manualSelector"].as_bool() == Some(true) || !obj["spec"].is_object() {
+        return;
+    }
+    let uid = object::meta_str(obj, "uid").unwrap_or("").to_owned();
+    let name = object::name(obj).to_owned();
+    if !obj["spec"]["template"]["metadata"].is_object() {
+        obj["spec"]["template"]["metadata"] = json!({});
+    }
+    let meta = &mut obj["spec"]["template"]["metadata"];
+    if !meta["labels"].is_object() {
+        meta["labels"] = json!({});
+    }
+    for (k, v) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("job-name", &name),
+    ] {
+        meta["labels"][k] = json!(v);
+    }
+    if obj["spec"]["selector"].is_null() {
+        obj["spec"]["selector"] =
+            json!({ "matchLabels": { "batch.kubernetes.io/controller-uid": uid } });
     }
 }
 
@@ -156,8 +189,16 @@ pub fn ready_to_remove(info: &ResourceInfo, obj: &Value) -> bool {
             .is_none_or(|f| f.is_empty());
     }
     if info.group.is_empty() && info.plural == "pods" {
-        // A graceful pod goes when its kubelet deletes it with grace 0.
-        return false;
+        // A pod on a node goes when its kubelet deletes it with grace 0; an unbound or
+        // finished one as soon as its last finalizer does.
+        let bound = obj["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty());
+        let terminal = matches!(
+            obj["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed")
+        );
+        return !bound || terminal;
     }
     true
 }
