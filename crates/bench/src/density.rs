@@ -98,7 +98,10 @@ fn deployment(name: &str, replicas: usize) -> Result<Deployment, Error> {
 /// Runs the density measurement.
 pub async fn run(options: &Options) -> Result<Table, Error> {
     let temp = tempfile::tempdir().map_err(|e| Error::Setup(e.to_string()))?;
-    let dir = options.dir.clone().unwrap_or_else(|| temp.path().to_owned());
+    let dir = options
+        .dir
+        .clone()
+        .unwrap_or_else(|| temp.path().to_owned());
     let store = tug_store::embedded::EmbeddedStore::open(
         &dir.join("density-db"),
         tug_store::embedded::EmbeddedOptions::default(),
@@ -117,10 +120,7 @@ pub async fn run(options: &Options) -> Result<Table, Error> {
         .map_err(|e| Error::Setup(e.message))?;
     let router = tug_apiserver::routes::router(registry);
     let client = |user: &str| {
-        tug_apiserver::local::client(
-            router.clone(),
-            tug_apiserver::local::component_user(user),
-        )
+        tug_apiserver::local::client(router.clone(), tug_apiserver::local::component_user(user))
     };
     let ctx = tug_controllers::Context::new(
         client("system:kube-controller-manager"),
@@ -162,14 +162,19 @@ async fn measure(admin: &kube::Client, options: &Options) -> Result<Table, Error
                     && n.status
                         .as_ref()
                         .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                        .is_some_and(|cs| {
+                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        })
             })
             .count();
         if ready >= options.nodes {
             break;
         }
         if Instant::now() > deadline {
-            return Err(Error::Timeout(format!("{ready}/{} nodes Ready", options.nodes)));
+            return Err(Error::Timeout(format!(
+                "{ready}/{} nodes Ready",
+                options.nodes
+            )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -209,7 +214,10 @@ async fn measure(admin: &kube::Client, options: &Options) -> Result<Table, Error
             per
         };
         deployments
-            .create(&PostParams::default(), &deployment(&format!("density-{i}"), replicas)?)
+            .create(
+                &PostParams::default(),
+                &deployment(&format!("density-{i}"), replicas)?,
+            )
             .await?;
     }
     loop {
@@ -219,7 +227,10 @@ async fn measure(admin: &kube::Client, options: &Options) -> Result<Table, Error
         }
         if Instant::now() > deadline {
             watch.abort();
-            return Err(Error::Timeout(format!("{done}/{} pods Running", options.pods)));
+            return Err(Error::Timeout(format!(
+                "{done}/{} pods Running",
+                options.pods
+            )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -252,8 +263,18 @@ async fn measure(admin: &kube::Client, options: &Options) -> Result<Table, Error
         ),
         columns: vec!["tug".to_owned()],
         rows: vec![
-            row("pod startup p50 (seen → Running)".into(), "ms", Better::Lower, pct(0.50)),
-            row("pod startup p99 (seen → Running)".into(), "ms", Better::Lower, pct(0.99)),
+            row(
+                "pod startup p50 (seen → Running)".into(),
+                "ms",
+                Better::Lower,
+                pct(0.50),
+            ),
+            row(
+                "pod startup p99 (seen → Running)".into(),
+                "ms",
+                Better::Lower,
+                pct(0.99),
+            ),
             row(
                 "all pods Running after".into(),
                 "s",

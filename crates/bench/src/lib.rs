@@ -3,8 +3,10 @@
 //! a ratio taken in one run means something, two absolute numbers from two runs do not.
 
 pub mod api;
+pub mod density;
 pub mod http;
 pub mod report;
+pub mod scheduler;
 pub mod store;
 
 /// A benchmark could not run.

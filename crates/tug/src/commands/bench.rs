@@ -13,6 +13,50 @@ pub enum BenchCommand {
     /// The API server over HTTPS, embedded store against etcd: memory, mutating requests,
     /// GET, LIST from the cache, watch delivery.
     Api(ApiArgs),
+    /// The scheduler in-process against the API server, shaped as upstream scheduler_perf's
+    /// SchedulingBasic: pods/s and creation-to-bind latency.
+    Scheduler(SchedulerArgs),
+    /// Hollow nodes running pods from Deployments with the whole control plane in-process:
+    /// pod startup latency.
+    Density(DensityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DensityArgs {
+    /// Hollow nodes.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Pods in all.
+    #[arg(long, default_value_t = 3000)]
+    pods: usize,
+    /// Deployments the pods are split over.
+    #[arg(long, default_value_t = 30)]
+    deployments: usize,
+    /// Directory for the store's data. Default: the temp dir.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Nodes (scheduler_perf's node template: 4 cpu, 32 GiB, 110 pods).
+    #[arg(long, default_value_t = 5000)]
+    nodes: usize,
+    /// Pods scheduled before measuring.
+    #[arg(long, default_value_t = 1000)]
+    init_pods: usize,
+    /// Measured pods (100m cpu / 500Mi memory each).
+    #[arg(long, default_value_t = 10_000)]
+    pods: usize,
+    /// Concurrent clients creating pods.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Directory for the store's data. Default: the temp dir.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep the store in memory instead of on disk.
+    #[arg(long)]
+    in_memory: bool,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +105,48 @@ pub struct StoreArgs {
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Density(a) => {
+            if a.nodes == 0 || a.pods == 0 || a.deployments == 0 || a.deployments > a.pods {
+                anyhow::bail!(
+                    "--nodes, --pods and --deployments must be positive, with no more \
+                     deployments than pods"
+                );
+            }
+            if a.nodes > 256 {
+                anyhow::bail!("--nodes: at most 256 (the default --cluster-cidr holds 256 /24s)");
+            }
+            let options = tug_bench::density::Options {
+                nodes: a.nodes,
+                pods: a.pods,
+                deployments: a.deployments,
+                dir: a.dir,
+                ..Default::default()
+            };
+            let table = tug_bench::density::run(&options)
+                .await
+                .context("density benchmark failed")?;
+            println!("{table}");
+            Ok(())
+        }
+        BenchCommand::Scheduler(a) => {
+            if a.nodes == 0 || a.pods == 0 || a.clients == 0 {
+                anyhow::bail!("--nodes, --pods and --clients must be positive");
+            }
+            let options = tug_bench::scheduler::Options {
+                nodes: a.nodes,
+                init_pods: a.init_pods,
+                pods: a.pods,
+                clients: a.clients,
+                dir: a.dir,
+                in_memory: a.in_memory,
+                ..Default::default()
+            };
+            let table = tug_bench::scheduler::run(&options)
+                .await
+                .context("scheduler benchmark failed")?;
+            println!("{table}");
+            Ok(())
+        }
         BenchCommand::Api(a) => {
             if !(a.seconds.is_finite() && a.seconds > 0.0) {
                 anyhow::bail!("--seconds must be a positive number, got {}", a.seconds);

@@ -1,0 +1,357 @@
+//! `tug bench scheduler`: the shape of upstream scheduler_perf's "SchedulingBasic". An
+//! in-process API server (the embedded store on disk in a temp dir, opened as `tug server`
+//! opens it) and the scheduler in the same process over the local client; N nodes from
+//! scheduler_perf's node template (4 cpu, 32 GiB, 110 pods), initial pods scheduled before
+//! measuring, then the measured pods (scheduler_perf's pod-default: 100m cpu / 500Mi memory)
+//! created by several concurrent clients. Reports scheduled pods per second (from the first
+//! measured pod's creation to the last bind seen by a watch) and each pod's latency from
+//! creation to its bind seen by the watch.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::Api;
+use tug_store::embedded::{EmbeddedOptions, EmbeddedStore};
+
+use crate::report::{Better, Row, Table};
+use crate::store::{histogram, ms, record};
+use crate::{Error, Result};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Nodes.
+    pub nodes: usize,
+    /// Pods scheduled before measuring.
+    pub init_pods: usize,
+    /// Measured pods.
+    pub pods: usize,
+    /// Concurrent clients creating pods.
+    pub clients: usize,
+    /// Where the store keeps its data; a temp dir if `None`.
+    pub dir: Option<PathBuf>,
+    /// How long to wait for the measured pods at most.
+    pub timeout: Duration,
+    /// Keep the store in memory instead of on disk.
+    pub in_memory: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: 5000,
+            init_pods: 1000,
+            pods: 10_000,
+            clients: 8,
+            dir: None,
+            timeout: Duration::from_secs(600),
+            in_memory: false,
+        }
+    }
+}
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("{what}: {e}"))
+}
+
+fn node_object(name: &str) -> Result<Node> {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+    }))
+    .map_err(|e| invalid("node template", e))
+}
+
+fn node_status() -> serde_json::Value {
+    serde_json::json!({"status": {
+        "capacity": {"pods": "110", "cpu": "4", "memory": "32Gi"},
+        "allocatable": {"pods": "110", "cpu": "4", "memory": "32Gi"},
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "phase": "Running"
+    }})
+}
+
+fn pod_object(name: &str) -> Result<Pod> {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{
+            "name": "pause",
+            "image": "registry.k8s.io/pause:3.10",
+            "ports": [{"containerPort": 80}],
+            "resources": {
+                "limits": {"cpu": "100m", "memory": "500Mi"},
+                "requests": {"cpu": "100m", "memory": "500Mi"}
+            }
+        }]}
+    }))
+    .map_err(|e| invalid("pod template", e))
+}
+
+/// Pod name → when the watch saw it bound.
+#[derive(Default)]
+struct Bound {
+    at: Mutex<HashMap<String, Instant>>,
+    /// How many bound pods were seen per name prefix ("init-", "pod-").
+    counts: Mutex<HashMap<String, usize>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Bound {
+    fn count_with_prefix(&self, prefix: &str) -> usize {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(prefix)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn saw(&self, name: String) {
+        let prefix = match name.find('-') {
+            Some(i) => name[..=i].to_owned(),
+            None => String::new(),
+        };
+        let mut at = self.at.lock().unwrap_or_else(|e| e.into_inner());
+        if at.contains_key(&name) {
+            return;
+        }
+        at.insert(name, Instant::now());
+        drop(at);
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(prefix)
+            .or_default() += 1;
+        self.notify.notify_waiters();
+    }
+
+    async fn wait_for(&self, prefix: &str, n: usize, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.notify.notified();
+            if self.count_with_prefix(prefix) >= n {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Error::Invalid(format!(
+                    "only {} of {n} {prefix}* pods were scheduled in {timeout:?}",
+                    self.count_with_prefix(prefix)
+                )));
+            }
+        }
+    }
+}
+
+async fn create_pods(
+    client: &kube::Client,
+    prefix: &str,
+    n: usize,
+    clients: usize,
+) -> Result<HashMap<String, Instant>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let created = Arc::new(Mutex::new(HashMap::with_capacity(n)));
+    let mut tasks = Vec::new();
+    for _ in 0..clients.max(1) {
+        let (next, created, client) = (next.clone(), created.clone(), client.clone());
+        let prefix = prefix.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let api: Api<Pod> = Api::namespaced(client, "default");
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<(), Error>(());
+                }
+                let name = format!("{prefix}{i}");
+                let pod = pod_object(&name)?;
+                let t = Instant::now();
+                api.create(&PostParams::default(), &pod)
+                    .await
+                    .map_err(|e| invalid("creating a pod", e))?;
+                created
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name, t);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| invalid("pod creator", e))??;
+    }
+    let map = std::mem::take(&mut *created.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(map)
+}
+
+/// Runs the benchmark and returns its table.
+pub async fn run(options: &Options) -> Result<Table> {
+    let base = match &options.dir {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+    .map_err(|source| Error::Io {
+        what: "creating the data directory",
+        source,
+    })?;
+    let store = if options.in_memory {
+        EmbeddedStore::in_memory()?
+    } else {
+        EmbeddedStore::open(&base.path().join("db"), EmbeddedOptions::default()).await?
+    };
+    let registry = tug_apiserver::rest::Registry::start(
+        Arc::new(store),
+        tug_apiserver::rest::Config::default(),
+    )
+    .await
+    .map_err(|e| invalid("starting the API server", e))?;
+    tug_apiserver::rest::bootstrap::run(&registry, std::net::Ipv4Addr::LOCALHOST.into(), 6443)
+        .await
+        .map_err(|e| invalid("bootstrapping", format!("{e:?}")))?;
+    let router = tug_apiserver::routes::router(registry);
+    let client = tug_apiserver::local::client(
+        router.clone(),
+        tug_apiserver::local::component_user("bench"),
+    );
+    let scheduler_client = tug_apiserver::local::client(
+        router,
+        tug_apiserver::local::component_user("system:kube-scheduler"),
+    );
+
+    // Nodes, created by several clients.
+    let t = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (next, client, n) = (next.clone(), client.clone(), options.nodes);
+        tasks.push(tokio::spawn(async move {
+            let api: Api<Node> = Api::all(client);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<(), Error>(());
+                }
+                let name = format!("node-{i}");
+                api.create(&PostParams::default(), &node_object(&name)?)
+                    .await
+                    .map_err(|e| invalid("creating a node", e))?;
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(node_status()))
+                    .await
+                    .map_err(|e| invalid("setting a node's status", e))?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| invalid("node creator", e))??;
+    }
+    tracing::info!(nodes = options.nodes, took = ?t.elapsed(), "nodes created");
+
+    // The watch that sees binds.
+    let bound = Arc::new(Bound::default());
+    let watch = {
+        let bound = bound.clone();
+        let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+        tokio::spawn(async move {
+            let stream = watcher::watcher(api, watcher::Config::default());
+            futures::pin_mut!(stream);
+            loop {
+                match stream.try_next().await {
+                    Ok(Some(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
+                        if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+                            bound.saw(p.metadata.name.unwrap_or_default());
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => return,
+                    Err(e) => tracing::debug!(error = %e, "bench watch failed; retrying"),
+                }
+            }
+        })
+    };
+
+    let scheduler = tokio::spawn(tug_scheduler::run(
+        scheduler_client,
+        tug_scheduler::Options::default(),
+    ));
+
+    // Initial pods, scheduled before measuring.
+    create_pods(&client, "init-", options.init_pods, options.clients).await?;
+    bound
+        .wait_for("init-", options.init_pods, options.timeout)
+        .await?;
+    tracing::info!(pods = options.init_pods, "initial pods scheduled");
+
+    // Measured pods.
+    let t = Instant::now();
+    let created = create_pods(&client, "pod-", options.pods, options.clients).await?;
+    tracing::info!(
+        pods = options.pods,
+        took = ?t.elapsed(),
+        bound = bound.count_with_prefix("pod-"),
+        "measured pods created"
+    );
+    bound
+        .wait_for("pod-", options.pods, options.timeout)
+        .await?;
+    scheduler.abort();
+    watch.abort();
+
+    let at = bound.at.lock().unwrap_or_else(|e| e.into_inner());
+    let first = created
+        .values()
+        .min()
+        .copied()
+        .ok_or_else(|| Error::Invalid("no pods".into()))?;
+    let mut last = first;
+    let mut lat = histogram();
+    for (name, c) in &created {
+        let b = at
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::Invalid(format!("{name} was not seen bound")))?;
+        last = last.max(b);
+        record(&mut lat, b.saturating_duration_since(*c));
+    }
+    let secs = last.duration_since(first).as_secs_f64().max(1e-9);
+    let rows = vec![
+        Row {
+            name: "scheduling throughput".into(),
+            unit: "pods/s",
+            better: Better::Higher,
+            values: vec![options.pods as f64 / secs],
+        },
+        Row {
+            name: "create → bound seen by watch, p50".into(),
+            unit: "ms",
+            better: Better::Lower,
+            values: vec![ms(&lat, 0.5)],
+        },
+        Row {
+            name: "create → bound seen by watch, p99".into(),
+            unit: "ms",
+            better: Better::Lower,
+            values: vec![ms(&lat, 0.99)],
+        },
+    ];
+    Ok(Table {
+        title: format!(
+            "SchedulingBasic: {} nodes, {} initial pods, {} measured pods from {} clients \
+             (in-process API server on the embedded store, {})",
+            options.nodes,
+            options.init_pods,
+            options.pods,
+            options.clients,
+            if options.in_memory {
+                "in memory"
+            } else {
+                "on disk in a temp dir"
+            }
+        ),
+        columns: vec!["tug".into()],
+        rows,
+    })
+}
