@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Api;
 
@@ -74,7 +75,29 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     }
 }
 
-async fn pod(client: &kube::Client, name: &str, cpu: &str, extra: serde_json::Value) -> Pod {
+/// A pod; an `extra` `spec.priority` becomes a PriorityClass of that value (the Priority
+/// admission computes spec.priority from the class, as upstream).
+async fn pod(client: &kube::Client, name: &str, cpu: &str, mut extra: serde_json::Value) -> Pod {
+    let priority = extra
+        .get_mut("spec")
+        .and_then(|s| s.as_object_mut())
+        .and_then(|s| s.remove("priority"));
+    if let Some(value) = priority {
+        let class = format!("prio-{value}");
+        let pc: PriorityClass = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": class}, "value": value,
+        }))
+        .unwrap_or_else(|e| panic!("class: {e}"));
+        match Api::<PriorityClass>::all(client.clone())
+            .create(&PostParams::default(), &pc)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("create class {class}: {e}"),
+        }
+        extra["spec"]["priorityClassName"] = class.into();
+    }
     let mut v = serde_json::json!({
         "metadata": {"name": name, "namespace": "default"},
         "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}]}

@@ -7,6 +7,10 @@
 mod common;
 
 use common::{curl, Server};
+
+/// These tests check the API server's own rules; controllers would act on what they create
+/// (finalize namespaces, delete orphans), so they run without them, as kube-apiserver alone.
+const APISERVER_ONLY: &[&str] = &["--disable-controller-manager", "--disable-scheduler"];
 use serde_json::{json, Value};
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
@@ -29,7 +33,7 @@ fn cm(name: &str) -> Vec<u8> {
 
 #[test]
 fn bad_input_gets_a_status_and_changes_nothing() {
-    let server = Server::start(&[]);
+    let server = Server::start(APISERVER_ONLY);
     let post = |headers: &[&str], body: &[u8]| curl(&server, "POST", CMS, headers, Some(body));
     let cases: Vec<(&str, (u16, String), u16, &str)> = vec![
         (
@@ -199,7 +203,7 @@ fn bad_input_gets_a_status_and_changes_nothing() {
 
 #[test]
 fn client_quirks_are_tolerated() {
-    let server = Server::start(&[]);
+    let server = Server::start(APISERVER_ONLY);
     // No Content-Type (the Python client), and a `?&` query (kube-rs).
     let (code, body) = curl(
         &server,
@@ -256,7 +260,7 @@ fn client_quirks_are_tolerated() {
 
 #[test]
 fn stale_updates_conflict_and_lists_page() {
-    let server = Server::start(&[]);
+    let server = Server::start(APISERVER_ONLY);
     for i in 0..5 {
         let (code, body) = curl(&server, "POST", CMS, &[JSON], Some(&cm(&format!("c{i}"))));
         assert_eq!(code, 201, "{body}");
@@ -341,7 +345,7 @@ fn created_rv(body: &str) -> String {
 
 #[test]
 fn watches_follow_resource_versions() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::start(APISERVER_ONLY);
     let rv1 = created_rv(&curl(&server, "POST", CMS, &[JSON], Some(&cm("w1"))).1);
     let rv2 = created_rv(&curl(&server, "POST", CMS, &[JSON], Some(&cm("w2"))).1);
     // From rv1: only the later change. timeoutSeconds ends the stream.
@@ -398,7 +402,12 @@ fn watches_follow_resource_versions() {
 
 #[test]
 fn services_and_namespaces_follow_upstream_rules() {
-    let server = Server::start(&["--service-cidr", "10.96.0.0/24"]);
+    let server = Server::start(&[
+        "--service-cidr",
+        "10.96.0.0/24",
+        "--disable-controller-manager",
+        "--disable-scheduler",
+    ]);
     const SVCS: &str = "/api/v1/namespaces/default/services";
     let svc = |name: &str, node_port: Option<u16>| {
         let mut port = json!({ "port": 80 });
@@ -496,7 +505,7 @@ fn services_and_namespaces_follow_upstream_rules() {
 
 #[test]
 fn pods_bind_delete_gracefully_and_evict() {
-    let server = Server::start(&[]);
+    let server = Server::start(APISERVER_ONLY);
     const PODS: &str = "/api/v1/namespaces/default/pods";
     let pod = |name: &str| {
         serde_json::to_vec(&json!({

@@ -52,6 +52,48 @@ fn bad_input_is_a_clear_error() {
         &["server", "--token-auth-file", "/nonexistent/tokens.csv"],
         "reading token file",
     );
+    fails_with(
+        &["server", "--controllers", "*,-nope"],
+        "unknown controller \"nope\"",
+    );
+    fails_with(
+        &["server", "--node-monitor-grace-period", "forty"],
+        "invalid duration",
+    );
+    fails_with(
+        &["server", "--hollow-register-with-taints", "a=b"],
+        "key[=value]:Effect",
+    );
+    fails_with(
+        &["server", "--hollow-node-labels", "novalue"],
+        "is not key=value",
+    );
+    fails_with(
+        &["agent", "--hollow-nodes", "1"],
+        "needs --server and --token",
+    );
+    fails_with(
+        &[
+            "agent",
+            "--server",
+            "https://127.0.0.1:1",
+            "--token",
+            "plain",
+            "--hollow-nodes",
+            "1",
+        ],
+        "not a cluster join token",
+    );
+    fails_with(
+        &["scheduler", "--kubeconfig", "/nonexistent/kubeconfig"],
+        "reading the kubeconfig",
+    );
+    fails_with(
+        &["controller-manager", "--kubeconfig", "/nonexistent/kc"],
+        "reading the kubeconfig",
+    );
+    fails_with(&["bench", "density", "--nodes", "0"], "--nodes");
+    fails_with(&["bench", "scheduler", "--pods", "0"], "--pods");
     // A data dir that cannot be created (a file is in the way).
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("file");

@@ -327,7 +327,10 @@ fn deleting_a_deployment_cascades_unless_orphaned() {
         &["get", "rs", "-l", "app=kept"],
         "{.items[*].metadata.ownerReferences}",
     );
-    assert!(rs.is_empty() || rs == "[]", "orphaned replicaset still owned: {rs}");
+    assert!(
+        rs.is_empty() || rs == "[]",
+        "orphaned replicaset still owned: {rs}"
+    );
     assert_eq!(
         running_pods(&k, "app=kept").len(),
         2,
@@ -502,4 +505,60 @@ fn pods_of_a_node_that_stops_are_replaced_elsewhere() {
         let pods = running_pods(&k, "app=moving");
         pods.iter().filter(|(_, n)| n == "second-0").count() == 2
     });
+}
+
+/// A `tug scheduler` process, killed on drop.
+struct Scheduler(Child);
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn scheduler(server: &Server) -> Scheduler {
+    let child = tug()
+        .args(["scheduler", "--kubeconfig"])
+        .arg(server.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning tug scheduler: {e}"));
+    Scheduler(child)
+}
+
+fn pod(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers: [{{name: m, image: busybox}}]\n")
+}
+
+#[test]
+fn a_standby_scheduler_takes_over_when_the_leader_dies() {
+    let (server, k) = cluster(1, &["--disable-scheduler"]);
+    let holder = || {
+        jsonpath(
+            &k,
+            &["get", "lease", "-n", "kube-system", "kube-scheduler"],
+            "{.spec.holderIdentity}",
+        )
+    };
+    let mut first = Some(scheduler(&server));
+    wait_until(30, "a scheduler to lead", || !holder().is_empty());
+    let leader = holder();
+    let _second = scheduler(&server);
+    k.ok_stdin(&["apply", "-f", "-"], &pod("one"));
+    wait_until(30, "pod one scheduled", || {
+        jsonpath(&k, &["get", "pod", "one"], "{.spec.nodeName}") == "hollow-0"
+    });
+    // The standby is waiting: the lease still names the first.
+    assert_eq!(holder(), leader);
+
+    drop(first.take());
+    k.ok_stdin(&["apply", "-f", "-"], &pod("two"));
+    // Within the lease duration (15 s) plus a retry period the standby leads and schedules.
+    wait_until(40, "pod two scheduled by the standby", || {
+        jsonpath(&k, &["get", "pod", "two"], "{.spec.nodeName}") == "hollow-0"
+    });
+    let now = holder();
+    assert!(!now.is_empty() && now != leader, "{leader} → {now}");
 }
