@@ -354,7 +354,9 @@ pub async fn run(options: &Options) -> Result<Table> {
         name: "creation rate of the measured pods".into(),
         unit: "pods/s",
         better: Better::Higher,
-        values: vec![options.pods as f64 / created_by.duration_since(first).as_secs_f64().max(1e-9)],
+        values: vec![
+            options.pods as f64 / created_by.duration_since(first).as_secs_f64().max(1e-9),
+        ],
     });
     Ok(Table {
         title: format!(
