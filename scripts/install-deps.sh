@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing Tugboat needs on Debian 12, skipping what is present:
 # the Debian packages (etcd for the etcd backend and its tests, protoc for gRPC code, a C
-# toolchain) and, if cargo is missing, a Rust toolchain through rustup.
+# toolchain, tzdata for CronJob time zones) and, if cargo is missing, a Rust toolchain through rustup.
 set -euo pipefail
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-packages=(etcd-server protobuf-compiler build-essential ca-certificates curl)
+packages=(etcd-server protobuf-compiler build-essential ca-certificates curl tzdata)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
