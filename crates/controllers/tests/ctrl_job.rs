@@ -5,7 +5,7 @@ mod ctrl_common;
 
 use std::time::Duration;
 
-use ctrl_common::{create, set_pod_status, start_fns, wait_for};
+use ctrl_common::{bind, create, node, set_pod_status, start_fns, wait_for};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
@@ -300,11 +300,12 @@ async fn a_suspended_job_starts_nothing_until_resumed() {
         job_pods(&pods, "later").await.into_iter().next()
     })
     .await;
-    let j = jobs.get("later").await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        condition(&j, "Suspended"),
-        Some(("False".into(), Some("JobResumed".into())))
-    );
+    wait_for("the Suspended condition False (JobResumed)", || async {
+        let j = jobs.get("later").await.ok()?;
+        (condition(&j, "Suspended") == Some(("False".into(), Some("JobResumed".into()))))
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -351,6 +352,10 @@ async fn on_failure_restarts_count_towards_the_backoff_limit() {
         job_pods(&pods, "restarts").await.into_iter().next()
     })
     .await;
+    // A running pod is on a node (an unbound one would be removed as soon as the Job drops
+    // its finalizer, with no deletion to finish).
+    node(&c.client, "n1").await;
+    bind(&c.client, "default", &pod.name_any(), "n1").await;
     set_pod_status(&c.client, "default", &pod.name_any(), json!({
         "phase": "Running",
         "containerStatuses": [{"name": "main", "image": "busybox", "imageID": "", "ready": false,

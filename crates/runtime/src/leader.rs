@@ -52,8 +52,12 @@ pub struct Leadership {
 
 impl Leadership {
     /// Resolves when this candidate is no longer the leader.
+    /// A renewer that went away without saying so (the runtime shutting down) is not a
+    /// loss: only an explicit one resolves this.
     pub async fn lost(&mut self) {
-        let _ = self.lost.wait_for(|l| *l).await;
+        if self.lost.wait_for(|l| *l).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
