@@ -2,6 +2,8 @@
 //! router, without TLS, sockets or HTTP framing. `tug server` runs its controllers, scheduler
 //! and hollow kubelets on it, as one authenticated user each.
 
+use std::sync::Arc;
+
 use axum::Router;
 use tower::ServiceExt;
 
@@ -29,6 +31,34 @@ pub fn client(router: Router, user: UserInfo) -> kube::Client {
     kube::Client::new(service, "default")
 }
 
+/// Starting an in-process API server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] tug_store::Error),
+    /// Making the system objects failed.
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+/// An API server over `store`, with the system namespaces and the `kubernetes` service made,
+/// ready to serve in-process clients: what tests and benchmarks that run components in one
+/// process start from.
+pub async fn start(store: Arc<dyn tug_store::Store>) -> Result<Router, StartError> {
+    let registry = crate::rest::Registry::start(store, crate::rest::Config::default()).await?;
+    let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    crate::rest::bootstrap::run(&registry, loopback, 6443)
+        .await
+        .map_err(|e| StartError::Bootstrap(e.message))?;
+    Ok(crate::routes::router(registry))
+}
+
+/// [`start`] over a fresh in-memory store.
+pub async fn in_memory() -> Result<Router, StartError> {
+    start(Arc::new(tug_store::embedded::EmbeddedStore::in_memory()?)).await
+}
+
 /// The user a component of `tug server` acts as, as upstream names them
 /// (`system:kube-scheduler`, `system:kube-controller-manager`, …).
 pub fn component_user(name: &str) -> UserInfo {
@@ -44,16 +74,11 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Namespace;
     use kube::Api;
-    use std::sync::Arc;
-    use tug_store::embedded::EmbeddedStore;
 
     #[tokio::test]
     async fn a_local_client_reads_and_writes() {
-        let store = Arc::new(EmbeddedStore::in_memory().unwrap_or_else(|e| panic!("store: {e}")));
-        let registry = crate::rest::Registry::start(store, crate::rest::Config::default())
-            .await
-            .unwrap_or_else(|e| panic!("registry: {e}"));
-        let client = client(crate::routes::router(registry), component_user("test"));
+        let router = in_memory().await.unwrap_or_else(|e| panic!("{e}"));
+        let client = client(router, component_user("test"));
         let api: Api<Namespace> = Api::all(client);
         let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": "local"}}))
             .unwrap_or_else(|e| panic!("{e}"));

@@ -108,17 +108,9 @@ pub async fn run(options: &Options) -> Result<Table, Error> {
     )
     .await
     .map_err(|e| Error::Setup(e.to_string()))?;
-    let registry = tug_apiserver::rest::Registry::start(
-        Arc::new(store),
-        tug_apiserver::rest::Config::default(),
-    )
-    .await
-    .map_err(|e| Error::Setup(e.to_string()))?;
-    let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-    tug_apiserver::rest::bootstrap::run(&registry, loopback, 6443)
+    let router = tug_apiserver::local::start(Arc::new(store))
         .await
-        .map_err(|e| Error::Setup(e.message))?;
-    let router = tug_apiserver::routes::router(registry);
+        .map_err(|e| Error::Setup(e.to_string()))?;
     let client = |user: &str| {
         tug_apiserver::local::client(router.clone(), tug_apiserver::local::component_user(user))
     };

@@ -1,7 +1,6 @@
 //! End-to-end tests of the scheduler against an in-process apiserver: Node objects only (no
 //! kubelets), pods created through the API, outcomes read back through the API.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
@@ -10,22 +9,10 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Api;
 
 async fn start() -> kube::Client {
-    let store = Arc::new(
-        tug_store::embedded::EmbeddedStore::in_memory().unwrap_or_else(|e| panic!("store: {e}")),
-    );
-    let registry =
-        tug_apiserver::rest::Registry::start(store, tug_apiserver::rest::Config::default())
-            .await
-            .unwrap_or_else(|e| panic!("registry: {e}"));
-    tug_apiserver::rest::bootstrap::run(
-        &registry,
-        "127.0.0.1".parse().unwrap_or_else(|e| panic!("{e}")),
-        6443,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("bootstrap: {e:?}"));
     let client = tug_apiserver::local::client(
-        tug_apiserver::routes::router(registry),
+        tug_apiserver::local::in_memory()
+            .await
+            .unwrap_or_else(|e| panic!("in-process apiserver: {e}")),
         tug_apiserver::local::component_user("test"),
     );
     let options = tug_scheduler::Options {

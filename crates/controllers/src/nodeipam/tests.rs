@@ -1,7 +1,6 @@
 //! Tests of the node IPAM controller, and the in-process apiserver the node controllers'
 //! tests share.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
@@ -13,19 +12,10 @@ use crate::{Context, Options};
 
 /// A client of a fresh in-process apiserver (system namespaces made).
 pub(crate) async fn apiserver() -> kube::Client {
-    let store = Arc::new(
-        tug_store::embedded::EmbeddedStore::in_memory().unwrap_or_else(|e| panic!("store: {e}")),
-    );
-    let registry =
-        tug_apiserver::rest::Registry::start(store, tug_apiserver::rest::Config::default())
-            .await
-            .unwrap_or_else(|e| panic!("registry: {e}"));
-    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-    tug_apiserver::rest::bootstrap::run(&registry, ip, 6443)
-        .await
-        .unwrap_or_else(|e| panic!("bootstrap: {e:?}"));
     tug_apiserver::local::client(
-        tug_apiserver::routes::router(registry),
+        tug_apiserver::local::in_memory()
+            .await
+            .unwrap_or_else(|e| panic!("in-process apiserver: {e}")),
         tug_apiserver::local::component_user("test"),
     )
 }

@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -68,21 +67,10 @@ pub async fn start_fns(starts: impl FnOnce(&Context) -> Vec<BoxFuture<'static, (
 
 /// An in-process apiserver over an in-memory store, bootstrapped; a client of it.
 pub async fn apiserver() -> kube::Client {
-    let store = Arc::new(
-        tug_store::embedded::EmbeddedStore::in_memory().unwrap_or_else(|e| panic!("store: {e}")),
-    );
-    let registry =
-        tug_apiserver::rest::Registry::start(store, tug_apiserver::rest::Config::default())
-            .await
-            .unwrap_or_else(|e| panic!("registry: {e}"));
-    let address = "127.0.0.1"
-        .parse()
-        .unwrap_or_else(|e| panic!("address: {e}"));
-    tug_apiserver::rest::bootstrap::run(&registry, address, 6443)
-        .await
-        .unwrap_or_else(|e| panic!("bootstrap: {e:?}"));
     tug_apiserver::local::client(
-        tug_apiserver::routes::router(registry),
+        tug_apiserver::local::in_memory()
+            .await
+            .unwrap_or_else(|e| panic!("in-process apiserver: {e}")),
         tug_apiserver::local::component_user("test"),
     )
 }

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -44,23 +43,10 @@ pub fn object<K: DeserializeOwned>(v: serde_json::Value) -> K {
 impl Cluster {
     /// Starts an apiserver and the controllers named (upstream's names).
     pub async fn start(controllers: &[&str]) -> Self {
-        let store = Arc::new(
-            tug_store::embedded::EmbeddedStore::in_memory()
-                .unwrap_or_else(|e| panic!("store: {e}")),
-        );
-        let registry =
-            tug_apiserver::rest::Registry::start(store, tug_apiserver::rest::Config::default())
-                .await
-                .unwrap_or_else(|e| panic!("registry: {e}"));
-        tug_apiserver::rest::bootstrap::run(
-            &registry,
-            "127.0.0.1".parse().unwrap_or_else(|e| panic!("{e}")),
-            6443,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("bootstrap: {e:?}"));
         let client = tug_apiserver::local::client(
-            tug_apiserver::routes::router(registry),
+            tug_apiserver::local::in_memory()
+                .await
+                .unwrap_or_else(|e| panic!("in-process apiserver: {e}")),
             tug_apiserver::local::component_user("test"),
         );
         let options = Options {

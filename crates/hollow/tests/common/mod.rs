@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -15,19 +14,10 @@ use tug_controllers::{Context, Options};
 
 /// A client of a fresh in-process apiserver (system namespaces made).
 pub async fn apiserver() -> kube::Client {
-    let store = Arc::new(
-        tug_store::embedded::EmbeddedStore::in_memory().unwrap_or_else(|e| panic!("store: {e}")),
-    );
-    let registry =
-        tug_apiserver::rest::Registry::start(store, tug_apiserver::rest::Config::default())
-            .await
-            .unwrap_or_else(|e| panic!("registry: {e}"));
-    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-    tug_apiserver::rest::bootstrap::run(&registry, ip, 6443)
-        .await
-        .unwrap_or_else(|e| panic!("bootstrap: {e:?}"));
     tug_apiserver::local::client(
-        tug_apiserver::routes::router(registry),
+        tug_apiserver::local::in_memory()
+            .await
+            .unwrap_or_else(|e| panic!("in-process apiserver: {e}")),
         tug_apiserver::local::component_user("test"),
     )
 }
