@@ -28,9 +28,6 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
     if obj.get("spec").is_some() {
         object::set_meta(obj, "generation", 1);
     }
-    if info.group == "batch" && info.plural == "jobs" {
-        job_selector(obj);
-    }
     if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
         // Deleting a CRD first deletes its objects (see `crds`).
         let meta = object::meta_mut(obj);
@@ -40,36 +37,6 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
                 list.push(json!(super::crds::CLEANUP_FINALIZER));
             }
         }
-    }
-}
-
-/// A Job's generated selector, as upstream's Job strategy: unless `manualSelector` is true,
-/// the template gets the controller-uid and job-name labels (new and legacy names) and, when
-/// the Job names no selector, the selector is its uid.
-fn job_selector(obj: &mut Value) {
-    if obj["spec"]["manualSelector"].as_bool() == Some(true) || !obj["spec"].is_object() {
-        return;
-    }
-    let uid = object::meta_str(obj, "uid").unwrap_or("").to_owned();
-    let name = object::name(obj).to_owned();
-    if !obj["spec"]["template"]["metadata"].is_object() {
-        obj["spec"]["template"]["metadata"] = json!({});
-    }
-    let meta = &mut obj["spec"]["template"]["metadata"];
-    if !meta["labels"].is_object() {
-        meta["labels"] = json!({});
-    }
-    for (k, v) in [
-        ("batch.kubernetes.io/controller-uid", &uid),
-        ("controller-uid", &uid),
-        ("batch.kubernetes.io/job-name", &name),
-        ("job-name", &name),
-    ] {
-        meta["labels"][k] = json!(v);
-    }
-    if obj["spec"]["selector"].is_null() {
-        obj["spec"]["selector"] =
-            json!({ "matchLabels": { "batch.kubernetes.io/controller-uid": uid } });
     }
 }
 
