@@ -8,6 +8,27 @@ use std::path::Path;
 /// The user agents joining with the node token act as.
 pub const AGENT_USER: &str = "system:node-agent";
 
+/// The agents' user (in the `system:nodes` group), for the join token and for the
+/// in-process hollow nodes alike.
+pub fn agent_user() -> crate::authn::UserInfo {
+    crate::authn::UserInfo {
+        name: AGENT_USER.to_owned(),
+        uid: String::new(),
+        groups: vec!["system:nodes".to_owned(), "system:authenticated".to_owned()],
+    }
+}
+
+/// The public `/cacerts` endpoint agents check their token against.
+pub fn routes(ca_pem: String) -> axum::Router {
+    axum::Router::new().route(
+        "/cacerts",
+        axum::routing::get(move || {
+            let ca = ca_pem.clone();
+            async move { ca }
+        }),
+    )
+}
+
 /// Making or reading the token failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -39,14 +60,25 @@ pub fn ca_hash(ca_pem: &str) -> String {
 /// Reads the server's token at `path`, making it (mode 0600) on first start.
 pub fn load_or_create_token(path: &Path, ca_pem: &str) -> Result<String, Error> {
     let shown = path.display().to_string();
-    if let Ok(t) = std::fs::read_to_string(path) {
-        let t = t.trim().to_owned();
-        if !t.is_empty() {
-            return Ok(t);
+    match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // Anything else (permissions, I/O) must not replace the token agents joined with.
+        Err(source) => {
+            return Err(Error::Io {
+                what: "reading the token",
+                path: shown,
+                source,
+            })
         }
     }
     let mut secret = [0u8; 16];
-    let _ = getrandom::getrandom(&mut secret);
+    getrandom::getrandom(&mut secret).map_err(|e| Error::Io {
+        what: "drawing random bytes for the token",
+        path: shown.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
     let token = format!("K10{}::server:{secret}", ca_hash(ca_pem));
     let write = || -> std::io::Result<()> {

@@ -1,6 +1,6 @@
 //! `tug bench density`: the shape of upstream's density test on hollow nodes. The API server,
 //! controllers, scheduler and hollow kubelets run in this process (each component on its own
-//! in-process client, as `tug server --hollow-nodes` runs them); Deployments ask for the
+//! in-process client, as `tug server --hollow-nodes` runs them, without leader election); Deployments ask for the
 //! pods; a watch records when each pod is first seen and when it is first seen Running. It
 //! reports pod startup latency (first seen → Running) p50/p99, the time until every pod
 //! runs, and the process RSS afterwards.
@@ -18,6 +18,8 @@ use kube::runtime::watcher;
 use kube::Api;
 
 use crate::report::{Better, Row, Table};
+use crate::store::{histogram, ms, record};
+use crate::{invalid, Error, Result};
 
 /// Settings of the density run.
 #[derive(Clone, Debug)]
@@ -46,20 +48,6 @@ impl Default for Options {
     }
 }
 
-/// The density run failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Setting up the server failed.
-    #[error("setting up: {0}")]
-    Setup(String),
-    /// An API request failed.
-    #[error("API request: {0}")]
-    Api(#[from] kube::Error),
-    /// Not everything ran in time.
-    #[error("timed out: {0}")]
-    Timeout(String),
-}
-
 /// Resident set size of this process in MiB.
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -79,7 +67,7 @@ struct Seen {
     running: HashMap<String, Duration>,
 }
 
-fn deployment(name: &str, replicas: usize) -> Result<Deployment, Error> {
+fn deployment(name: &str, replicas: usize) -> Result<Deployment> {
     serde_json::from_value(serde_json::json!({
         "metadata": { "name": name },
         "spec": {
@@ -92,28 +80,31 @@ fn deployment(name: &str, replicas: usize) -> Result<Deployment, Error> {
             }
         }
     }))
-    .map_err(|e| Error::Setup(e.to_string()))
+    .map_err(|e| invalid("the deployment manifest", e))
 }
 
 /// Runs the density measurement.
-pub async fn run(options: &Options) -> Result<Table, Error> {
-    let temp = tempfile::tempdir().map_err(|e| Error::Setup(e.to_string()))?;
-    let dir = options
-        .dir
-        .clone()
-        .unwrap_or_else(|| temp.path().to_owned());
+pub async fn run(options: &Options) -> Result<Table> {
+    let base = match &options.dir {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+    .map_err(|source| Error::Io {
+        what: "creating the data directory",
+        source,
+    })?;
     let store = tug_store::embedded::EmbeddedStore::open(
-        &dir.join("density-db"),
+        &base.path().join("db"),
         tug_store::embedded::EmbeddedOptions::default(),
     )
-    .await
-    .map_err(|e| Error::Setup(e.to_string()))?;
+    .await?;
     let router = tug_apiserver::local::start(Arc::new(store))
         .await
-        .map_err(|e| Error::Setup(e.to_string()))?;
+        .map_err(|e| invalid("starting the API server", e))?;
     let client = |user: &str| {
         tug_apiserver::local::client(router.clone(), tug_apiserver::local::component_user(user))
     };
+    let agent = tug_apiserver::local::client(router.clone(), tug_apiserver::join::agent_user());
     let ctx = tug_controllers::Context::new(
         client("system:kube-controller-manager"),
         tug_controllers::Options::default(),
@@ -125,7 +116,7 @@ pub async fn run(options: &Options) -> Result<Table, Error> {
             tug_scheduler::Options::default(),
         )),
         tokio::spawn(tug_hollow::run(
-            client("system:node-agent"),
+            agent,
             tug_hollow::Options {
                 count: options.nodes,
                 name_prefix: "hollow-".to_owned(),
@@ -141,11 +132,14 @@ pub async fn run(options: &Options) -> Result<Table, Error> {
     result
 }
 
-async fn measure(admin: &kube::Client, options: &Options) -> Result<Table, Error> {
+async fn measure(admin: &kube::Client, options: &Options) -> Result<Table> {
     let nodes: Api<Node> = Api::all(admin.clone());
     let deadline = Instant::now() + options.timeout;
     loop {
-        let list = nodes.list(&ListParams::default()).await?;
+        let list = nodes
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| invalid("listing nodes", e))?;
         let ready = list
             .items
             .iter()
@@ -163,10 +157,10 @@ async fn measure(admin: &kube::Client, options: &Options) -> Result<Table, Error
             break;
         }
         if Instant::now() > deadline {
-            return Err(Error::Timeout(format!(
-                "{ready}/{} nodes Ready",
-                options.nodes
-            )));
+            return Err(invalid(
+                "timed out",
+                format!("{ready}/{} nodes Ready", options.nodes),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -210,7 +204,8 @@ async fn measure(admin: &kube::Client, options: &Options) -> Result<Table, Error
                 &PostParams::default(),
                 &deployment(&format!("density-{i}"), replicas)?,
             )
-            .await?;
+            .await
+            .map_err(|e| invalid("creating a deployment", e))?;
     }
     loop {
         let done = seen.lock().unwrap_or_else(|e| e.into_inner()).running.len();
@@ -219,28 +214,33 @@ async fn measure(admin: &kube::Client, options: &Options) -> Result<Table, Error
         }
         if Instant::now() > deadline {
             watch.abort();
-            return Err(Error::Timeout(format!(
-                "{done}/{} pods Running",
-                options.pods
-            )));
+            return Err(invalid(
+                "timed out",
+                format!("{done}/{} pods Running", options.pods),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let all_running = start.elapsed();
     watch.abort();
 
-    let mut latencies: Vec<Duration> = seen
+    let mut latency = histogram();
+    for d in seen
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .running
         .values()
-        .copied()
-        .collect();
-    latencies.sort();
-    let pct = |p: f64| {
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i].as_secs_f64() * 1000.0
-    };
+    {
+        record(&mut latency, *d);
+    }
+    let pct = |q: f64| ms(&latency, q);
+    let created_within = seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .first
+        .values()
+        .max()
+        .map_or(0.0, |t| t.saturating_duration_since(start).as_secs_f64());
     let row = |name: String, unit, better, v: f64| Row {
         name,
         unit,
@@ -266,6 +266,12 @@ async fn measure(admin: &kube::Client, options: &Options) -> Result<Table, Error
                 "ms",
                 Better::Lower,
                 pct(0.99),
+            ),
+            row(
+                "last pod created (first seen) after".into(),
+                "s",
+                Better::Lower,
+                created_within,
             ),
             row(
                 "all pods Running after".into(),

@@ -11,11 +11,7 @@ use hyper::client::conn::http1::SendRequest;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::{Error, Result};
-
-fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("{what}: {e}"))
-}
+use crate::{invalid, Result};
 
 /// TLS settings trusting the cluster CA and presenting the admin certificate, from a
 /// server's `<data-dir>/server/tls`.

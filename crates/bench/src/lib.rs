@@ -29,5 +29,10 @@ pub enum Error {
     Invalid(String),
 }
 
+/// A benchmark step that failed, with what it was doing.
+pub(crate) fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("{what}: {e}"))
+}
+
 /// The benchmarks' result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

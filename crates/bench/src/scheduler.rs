@@ -22,7 +22,7 @@ use tug_store::embedded::{EmbeddedOptions, EmbeddedStore};
 
 use crate::report::{Better, Row, Table};
 use crate::store::{histogram, ms, record};
-use crate::{Error, Result};
+use crate::{invalid, Error, Result};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -55,10 +55,6 @@ impl Default for Options {
             in_memory: false,
         }
     }
-}
-
-fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("{what}: {e}"))
 }
 
 fn node_object(name: &str) -> Result<Node> {
@@ -203,16 +199,9 @@ pub async fn run(options: &Options) -> Result<Table> {
     } else {
         EmbeddedStore::open(&base.path().join("db"), EmbeddedOptions::default()).await?
     };
-    let registry = tug_apiserver::rest::Registry::start(
-        Arc::new(store),
-        tug_apiserver::rest::Config::default(),
-    )
-    .await
-    .map_err(|e| invalid("starting the API server", e))?;
-    tug_apiserver::rest::bootstrap::run(&registry, std::net::Ipv4Addr::LOCALHOST.into(), 6443)
+    let router = tug_apiserver::local::start(Arc::new(store))
         .await
-        .map_err(|e| invalid("bootstrapping", format!("{e:?}")))?;
-    let router = tug_apiserver::routes::router(registry);
+        .map_err(|e| invalid("starting the API server", e))?;
     let client = tug_apiserver::local::client(
         router.clone(),
         tug_apiserver::local::component_user("bench"),

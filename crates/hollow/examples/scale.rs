@@ -2,7 +2,6 @@
 //! in-process apiserver with the nodeipam controller, and the process's resident memory
 //! before and after. `cargo run -p tug-hollow --example scale -- 5000 [steady-seconds]`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
@@ -24,14 +23,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let count: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5000);
     let steady: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
-    let store = Arc::new(tug_store::embedded::EmbeddedStore::in_memory()?);
-    let registry =
-        tug_apiserver::rest::Registry::start(store, tug_apiserver::rest::Config::default()).await?;
-    tug_apiserver::rest::bootstrap::run(&registry, "127.0.0.1".parse()?, 6443)
-        .await
-        .map_err(|e| format!("bootstrap: {e:?}"))?;
     let client = tug_apiserver::local::client(
-        tug_apiserver::routes::router(registry),
+        tug_apiserver::local::in_memory().await?,
         tug_apiserver::local::component_user("scale"),
     );
     // The default 10.42.0.0/16 holds 256 node blocks; thousands of nodes need a wider one.

@@ -62,7 +62,7 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     }
 }
 
-/// A pod; an `extra` `spec.priority` becomes a PriorityClass of that value (the Priority
+/// A pod; an `extra` `spec.priority` (and `preemptionPolicy`) becomes a PriorityClass of that value (the Priority
 /// admission computes spec.priority from the class, as upstream).
 async fn pod(client: &kube::Client, name: &str, cpu: &str, mut extra: serde_json::Value) -> Pod {
     let priority = extra
@@ -70,9 +70,16 @@ async fn pod(client: &kube::Client, name: &str, cpu: &str, mut extra: serde_json
         .and_then(|s| s.as_object_mut())
         .and_then(|s| s.remove("priority"));
     if let Some(value) = priority {
-        let class = format!("prio-{value}");
+        let policy = extra["spec"]
+            .as_object_mut()
+            .and_then(|s| s.remove("preemptionPolicy"))
+            .unwrap_or_else(|| "PreemptLowerPriority".into());
+        let class = format!(
+            "prio-{value}-{}",
+            policy.as_str().unwrap_or("").to_lowercase()
+        );
         let pc: PriorityClass = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": class}, "value": value,
+            "metadata": {"name": class}, "value": value, "preemptionPolicy": policy,
         }))
         .unwrap_or_else(|e| panic!("class: {e}"));
         match Api::<PriorityClass>::all(client.clone())

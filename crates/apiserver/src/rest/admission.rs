@@ -13,7 +13,7 @@ use crate::status::ApiError;
 
 /// How long pods tolerate a not-ready or unreachable node by default, as upstream's
 /// `--default-not-ready-toleration-seconds` / `--default-unreachable-toleration-seconds`.
-pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 
 /// The taints DefaultTolerationSeconds covers.
 const NODE_TAINTS: &[&str] = &[
@@ -38,7 +38,7 @@ async fn priority(reg: &Registry, t: &Target, pod: &mut Value) -> Result<(), Api
         .filter(|n| !n.is_empty())
         .map(str::to_owned);
     let class = match &named {
-        Some(name) => match find_class(reg, |c| object::name(c) == name).await? {
+        Some(name) => match named_class(reg, name).await? {
             Some(c) => Some(c),
             None => {
                 return Err(ApiError::forbidden(
@@ -50,15 +50,29 @@ async fn priority(reg: &Registry, t: &Target, pod: &mut Value) -> Result<(), Api
                 ))
             }
         },
-        None => find_class(reg, |c| c["globalDefault"].as_bool() == Some(true)).await?,
+        None => default_class(reg),
     };
-    let (value, policy) = match &class {
-        Some(c) => (
-            c["value"].as_i64().unwrap_or(0),
-            c["preemptionPolicy"].as_str().map(str::to_owned),
-        ),
-        None => (0, None),
-    };
+    let value = class
+        .as_ref()
+        .map_or(0, |c| c["value"].as_i64().unwrap_or(0));
+    let policy = class
+        .as_ref()
+        .and_then(|c| c["preemptionPolicy"].as_str())
+        .unwrap_or("PreemptLowerPriority")
+        .to_owned();
+    if let Some(sent) = pod["spec"]["preemptionPolicy"].as_str() {
+        if sent != policy {
+            return Err(ApiError::forbidden(
+                t.status_target(),
+                format!(
+                    "pods {:?} is forbidden: the string value of PreemptionPolicy ({sent}) must \
+                     not be provided in pod spec; priority admission controller computed \
+                     {policy} from the given PriorityClass name",
+                    object::name(pod)
+                ),
+            ));
+        }
+    }
     if let Some(sent) = pod["spec"]["priority"].as_i64() {
         if sent != value {
             return Err(ApiError::forbidden(
@@ -79,30 +93,37 @@ async fn priority(reg: &Registry, t: &Target, pod: &mut Value) -> Result<(), Api
     if let (None, Some(c)) = (&named, &class) {
         spec.insert("priorityClassName".into(), json!(object::name(c)));
     }
-    if !spec.contains_key("preemptionPolicy") {
-        let policy = policy.unwrap_or_else(|| "PreemptLowerPriority".to_owned());
-        spec.insert("preemptionPolicy".into(), json!(policy));
-    }
+    spec.insert("preemptionPolicy".into(), json!(policy));
     Ok(())
 }
 
-async fn find_class(
-    reg: &Registry,
-    keep: impl Fn(&Value) -> bool,
-) -> Result<Option<Value>, ApiError> {
-    let Some(info) = tug_api::find("scheduling.k8s.io", "v1", "priorityclasses") else {
+fn classes(reg: &Registry) -> Option<std::sync::Arc<super::cache::ResourceCache>> {
+    tug_api::find("scheduling.k8s.io", "v1", "priorityclasses").map(|info| reg.cache.resource(info))
+}
+
+/// A PriorityClass by name from the watch cache (waiting for it to be fresh only on a miss,
+/// as the namespace check does).
+async fn named_class(reg: &Registry, name: &str) -> Result<Option<Value>, ApiError> {
+    let Some(cache) = classes(reg) else {
         return Ok(None);
     };
+    if let Some(c) = cache.get(name) {
+        return Ok(Some(c.value.clone()));
+    }
     reg.cache.wait_fresh().await?;
-    let snap = reg
-        .cache
-        .resource(info)
-        .snapshot(None, reg.cache.revision());
-    Ok(snap
-        .items
+    Ok(cache.get(name).map(|c| c.value.clone()))
+}
+
+/// The global default PriorityClass (the highest value if several claim it, as upstream),
+/// from the cache as it is: upstream reads a lister too.
+fn default_class(reg: &Registry) -> Option<Value> {
+    let cache = classes(reg)?;
+    let snap = cache.snapshot(None, reg.cache.revision());
+    snap.items
         .iter()
-        .find(|c| keep(&c.value))
-        .map(|c| c.value.clone()))
+        .filter(|c| c.value["globalDefault"].as_bool() == Some(true))
+        .max_by_key(|c| c.value["value"].as_i64().unwrap_or(0))
+        .map(|c| c.value.clone())
 }
 
 /// The DefaultTolerationSeconds plugin for a pod.

@@ -32,27 +32,17 @@ pub async fn evict(
     let mut eviction = write::object_map(request::parse_json(body)?)?;
     write::check_type_field(&mut eviction, "kind", "kind", "Eviction")?;
     let opts = write::delete_options_from(q, eviction.get("deleteOptions"))?;
-    let pod = load(reg, t, t.name_str()).await?;
+    let pod = super::subresource::current(reg, t).await?;
     if !can_ignore_budget(&pod) {
         if let Some(pdb) = budget_of(reg, t, &pod).await? {
             take_disruption(reg, t, &pod, &pdb, opts.dry_run).await?;
         }
     }
     write::delete_one(reg, t, &opts).await?;
-    let status = json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-    });
-    Ok(render::value_response(StatusCode::CREATED, &status))
-}
-
-async fn load(reg: &Registry, t: &Target, name: &str) -> Result<Value, ApiError> {
-    reg.cache.wait_fresh().await?;
-    let key = object::relative_key(t.namespace.as_deref(), name);
-    reg.cache
-        .resource(t.info)
-        .get(&key)
-        .map(|c| c.value.clone())
-        .ok_or_else(|| ApiError::not_found(t.status_target()))
+    Ok(render::value_response(
+        StatusCode::CREATED,
+        &super::subresource::success(),
+    ))
 }
 
 /// Pods whose eviction never disrupts: finished, not yet running, or already going.

@@ -88,7 +88,8 @@ pub async fn handle(
     }
 }
 
-async fn current(reg: &Registry, t: &Target) -> Result<Value, ApiError> {
+/// The object a subresource request names, from the watch cache once it is fresh.
+pub(super) async fn current(reg: &Registry, t: &Target) -> Result<Value, ApiError> {
     reg.cache.wait_fresh().await?;
     let key = object::relative_key(t.namespace.as_deref(), t.name_str());
     reg.cache
@@ -248,7 +249,8 @@ async fn set_scale(
     ))
 }
 
-fn success() -> Value {
+/// The Status a successful subresource create answers (201).
+pub(super) fn success() -> Value {
     json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 })
 }
 

@@ -558,7 +558,7 @@ pub fn delete_options_from(q: &Query, v: Option<&Value>) -> Result<DeleteOptions
             check_propagation(p)?;
             opts.propagation = Some(p.to_owned());
         } else if let Some(orphan) = v["orphanDependents"].as_bool() {
-            opts.propagation = Some(if orphan { "Orphan" } else { "Background" }.to_owned());
+            opts.propagation = Some(orphan_policy(orphan));
         }
         opts.dry_run = v["dryRun"]
             .as_array()
@@ -570,18 +570,10 @@ pub fn delete_options_from(q: &Query, v: Option<&Value>) -> Result<DeleteOptions
     if let Some(p) = q.get("propagationPolicy") {
         check_propagation(p)?;
         opts.propagation = Some(p.to_owned());
-    } else if let Some(orphan) = q.get("orphanDependents") {
-        if opts.propagation.is_none() {
-            opts.propagation = Some(
-                if orphan == "true" {
-                    "Orphan"
-                } else {
-                    "Background"
-                }
-                .to_owned(),
-            );
-        }
+    } else if let (Some(orphan), None) = (q.get("orphanDependents"), &opts.propagation) {
+        opts.propagation = Some(orphan_policy(orphan == "true"));
     }
+
     opts.dry_run |= q.dry_run()?;
     Ok(opts)
 }
@@ -599,9 +591,13 @@ fn check_propagation(p: &str) -> Result<(), ApiError> {
 }
 
 /// The garbage collector's finalizers.
-pub const ORPHAN: &str = "orphan";
-/// See [`ORPHAN`].
-pub const FOREGROUND: &str = "foregroundDeletion";
+const ORPHAN: &str = "orphan";
+const FOREGROUND: &str = "foregroundDeletion";
+
+/// The policy the deprecated `orphanDependents` stands for.
+fn orphan_policy(orphan: bool) -> String {
+    if orphan { "Orphan" } else { "Background" }.to_owned()
+}
 
 /// Sets the `orphan` / `foregroundDeletion` finalizers a propagation policy asks for (none
 /// named: leave them as they are); whether they changed.

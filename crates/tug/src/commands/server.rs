@@ -156,8 +156,12 @@ fn identity(args: &ServerArgs) -> anyhow::Result<Pki> {
 /// takes its own lease back at once, two servers on one host still differ.
 fn component_identity(data_dir: &std::path::Path) -> String {
     let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
-    let digest = tug_apiserver::join::ca_hash(&dir.display().to_string());
-    format!("{}_{}", hostname(), &digest[..12])
+    let digest = ring::digest::digest(&ring::digest::SHA256, dir.as_os_str().as_encoded_bytes());
+    let hex: String = digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{}_{hex}", hostname())
 }
 
 /// Starts the scheduler, controllers and hollow nodes in-process, each on its own
@@ -192,10 +196,7 @@ fn start_components(args: &ServerArgs, router: &axum::Router) -> anyhow::Result<
         });
     }
     if args.hollow.hollow_nodes > 0 {
-        let c = client(
-            router.clone(),
-            component_user(tug_apiserver::join::AGENT_USER),
-        );
+        let c = client(router.clone(), tug_apiserver::join::agent_user());
         tokio::spawn(tug_hollow::run(c, args.hollow.options()?));
     }
     Ok(())
@@ -235,17 +236,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let tls = tug_apiserver::serve::tls_config(&pki).context("configuring TLS")?;
     let token_path = args.data_dir.join("server/token");
     let token = tug_apiserver::join::load_or_create_token(&token_path, &pki.ca_cert)?;
-    let authenticator = authenticator.with_token(
-        &token,
-        tug_apiserver::authn::UserInfo {
-            name: tug_apiserver::join::AGENT_USER.to_owned(),
-            uid: String::new(),
-            groups: vec!["system:nodes".to_owned(), "system:authenticated".to_owned()],
-        },
-    );
-    let ca = pki.ca_cert.clone();
+    let authenticator = authenticator.with_token(&token, tug_apiserver::join::agent_user());
     let router = tug_apiserver::routes::router(registry)
-        .route("/cacerts", axum::routing::get(move || async move { ca }));
+        .merge(tug_apiserver::join::routes(pki.ca_cert.clone()));
     start_components(&args, &router)?;
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
     let listener = tokio::net::TcpListener::bind(addr)
