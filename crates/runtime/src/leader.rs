@@ -107,15 +107,16 @@ pub async fn acquire(client: kube::Client, config: Config) -> Leadership {
         let mut last_renew = Instant::now();
         loop {
             tokio::time::sleep(config.retry_period).await;
+            // As upstream: a failed or lost renewal is retried until the renew deadline.
             match try_acquire_or_renew(&api, &config, &mut observed).await {
                 Ok(true) => last_renew = Instant::now(),
-                Ok(false) => break,
+                Ok(false) => tracing::debug!(lease = %config.name, "lease held elsewhere"),
                 Err(e) => {
                     tracing::debug!(lease = %config.name, error = %e, "renewing the lease failed");
-                    if last_renew.elapsed() >= config.renew_deadline {
-                        break;
-                    }
                 }
+            }
+            if last_renew.elapsed() >= config.renew_deadline {
+                break;
             }
         }
         tracing::warn!(lease = %config.name, "leadership lost");

@@ -360,14 +360,14 @@ impl Controller {
                 for r in &running {
                     let n = r.name.clone().unwrap_or_default();
                     match api.delete(&n, &DeleteParams::background()).await {
-                        Ok(_) | Err(kube::Error::Api(_)) => {
-                            self.recorder.event(
-                                cj.as_ref(),
-                                EventType::Normal,
-                                "SuccessfulDelete",
-                                format!("Deleted job {n}"),
-                            );
-                        }
+                        Ok(_) => self.recorder.event(
+                            cj.as_ref(),
+                            EventType::Normal,
+                            "SuccessfulDelete",
+                            format!("Deleted job {n}"),
+                        ),
+                        // Gone already counts as deleted; any other refusal retries the sync.
+                        Err(kube::Error::Api(s)) if s.code == 404 => {}
                         Err(e) => return Err(err("delete active job")(e)),
                     }
                 }

@@ -203,7 +203,12 @@ pub fn start(ctx: &Context) -> BoxFuture<'static, ()> {
                     );
                     return Err(Error::Exhausted(set_name(&set)));
                 };
-                let patch = serde_json::json!({ "spec": { "podCIDR": cidr, "podCIDRs": [cidr] } });
+                // Conditional on the version read: a stale store copy must not give a node a
+                // second block (409 releases this one and the sync reads again).
+                let patch = serde_json::json!({
+                    "metadata": { "resourceVersion": node.resource_version() },
+                    "spec": { "podCIDR": cidr, "podCIDRs": [cidr] },
+                });
                 match api
                     .patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
