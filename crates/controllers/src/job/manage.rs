@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -14,8 +14,10 @@ use kube::{Api, ResourceExt};
 use tug_runtime::events::EventType;
 
 use super::pods::{is_indexed, new_pod, pod_index, TRACKING_FINALIZER};
-use super::{lock, Controller, Expectation, Tally};
+use super::{Controller, Tally};
+use crate::replicaset::pods::pod_key;
 use crate::util::is_pod_ready;
+use tug_runtime::ObjectKey;
 
 impl Controller {
     /// Creates or deletes pods to bring the active ones to what the Job wants; answers
@@ -96,15 +98,8 @@ impl Controller {
             Some(todo) => todo.into_iter().take(n).map(Some).collect(),
             None => vec![None; n],
         };
-        let uid = job.uid().unwrap_or_default();
-        lock(&self.expectations).insert(
-            uid.clone(),
-            Expectation {
-                adds: i64::try_from(indexes.len()).unwrap_or(0),
-                deletes: HashSet::new(),
-                since: Some(Instant::now()),
-            },
-        );
+        let key = ObjectKey::of(job.as_ref());
+        self.expectations.raise(&key, indexes.len(), &[]);
         let api: Api<Pod> =
             Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
         let mut created = 0;
@@ -123,9 +118,8 @@ impl Controller {
                     );
                 }
                 Err(e) => {
-                    if let Some(x) = lock(&self.expectations).get_mut(&uid) {
-                        x.adds -= 1;
-                    }
+                    // A failed creation will not be seen.
+                    self.expectations.creation_observed(&key);
                     self.recorder.event(
                         job.as_ref(),
                         EventType::Warning,
@@ -147,14 +141,10 @@ impl Controller {
     pub(super) async fn delete_pods(&self, job: &Arc<Job>, pods: &[Arc<Pod>]) -> Vec<bool> {
         let api: Api<Pod> =
             Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
-        let uid = job.uid().unwrap_or_default();
+        let key = ObjectKey::of(job.as_ref());
         let mut out = Vec::new();
         for pod in pods {
-            lock(&self.expectations)
-                .entry(uid.clone())
-                .or_default()
-                .deletes
-                .insert(pod.uid().unwrap_or_default());
+            self.expectations.raise(&key, 0, &[pod_key(pod)]);
             match api
                 .delete(&pod.name_any(), &DeleteParams::background())
                 .await
@@ -169,9 +159,7 @@ impl Controller {
                     out.push(either.is_left());
                 }
                 Err(e) => {
-                    if let Some(x) = lock(&self.expectations).get_mut(&uid) {
-                        x.deletes.remove(&pod.uid().unwrap_or_default());
-                    }
+                    self.expectations.deletion_observed(&key, &pod_key(pod));
                     tracing::debug!(pod = %pod.name_any(), error = %e, "job: pod delete failed");
                 }
             }

@@ -18,6 +18,9 @@ pub mod status;
 pub mod ttl;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::replicaset::expectations::Expectations;
+use crate::replicaset::pods::pod_key;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,31 +76,14 @@ pub enum Error {
     },
 }
 
-/// Pods created or deleted but not yet seen by the informer, per Job uid (upstream's
-/// expectations): the Job waits for them before creating or deleting more.
-#[derive(Default)]
-struct Expectation {
-    adds: i64,
-    deletes: HashSet<String>,
-    since: Option<Instant>,
-}
-
-impl Expectation {
-    fn satisfied(&self) -> bool {
-        (self.adds <= 0 && self.deletes.is_empty())
-            || self
-                .since
-                .is_some_and(|s| s.elapsed() > Duration::from_secs(300))
-    }
-}
-
 struct Controller {
     client: kube::Client,
     jobs: Store<Job>,
     pods: Store<Pod>,
     recorder: Recorder,
     settings: Settings,
-    expectations: Mutex<HashMap<String, Expectation>>,
+    /// Pods created or deleted but not yet seen by the informer (upstream's expectations).
+    expectations: Expectations,
     /// Failures since the last success and when the last was seen, per Job uid.
     backoff: Mutex<HashMap<String, (u32, Instant)>>,
 }
@@ -122,15 +108,25 @@ pub fn start_with(ctx: &Context, settings: Settings) -> BoxFuture<'static, ()> {
         pods: pods.store(),
         recorder: ctx.recorder("job-controller"),
         settings,
-        expectations: Mutex::default(),
+        expectations: Expectations::new(),
         backoff: Mutex::default(),
     });
     jobs.on_change(crate::util::enqueue_self(&queue));
-    pods.on_change(crate::util::enqueue_controller(&queue, "Job"));
     {
+        let ctl = ctl.clone();
+        jobs.on_change(move |c: &Change<'_, Job>| {
+            if let Change::Deleted(job) = c {
+                ctl.expectations.forget(&ObjectKey::of(job.as_ref()));
+                lock(&ctl.backoff).remove(&job.uid().unwrap_or_default());
+            }
+        });
+    }
+    {
+        // Expectations are lowered before the Job is queued, so its sync sees them lowered.
         let ctl = ctl.clone();
         pods.on_change(move |c: &Change<'_, Pod>| ctl.observe(c));
     }
+    pods.on_change(crate::util::enqueue_controller(&queue, "Job"));
     let ttl = ttl::start(ctx, &jobs);
     let ctx = ctx.clone();
     Box::pin(async move {
@@ -162,20 +158,14 @@ impl Controller {
         let Some(owner) = controller_of(pod.as_ref()).filter(|r| r.kind == "Job") else {
             return;
         };
-        let mut exp = lock(&self.expectations);
-        let Some(e) = exp.get_mut(&owner.uid) else {
-            return;
-        };
+        let key = ObjectKey::new(pod.namespace().unwrap_or_default(), owner.name.clone());
         match c {
-            Change::Added(_) => e.adds -= 1,
-            Change::Deleted(_) => {
-                e.deletes.remove(&pod.uid().unwrap_or_default());
+            Change::Added(_) => self.expectations.creation_observed(&key),
+            Change::Deleted(_) => self.expectations.deletion_observed(&key, &pod_key(pod)),
+            Change::Updated { .. } if pod.metadata.deletion_timestamp.is_some() => {
+                self.expectations.deletion_observed(&key, &pod_key(pod));
             }
-            Change::Updated { .. } => {
-                if pod.metadata.deletion_timestamp.is_some() {
-                    e.deletes.remove(&pod.uid().unwrap_or_default());
-                }
-            }
+            Change::Updated { .. } => {}
         }
     }
 
@@ -206,7 +196,7 @@ impl Controller {
                 .await
                 .map_err(err("remove finalizers"))?;
             if job.metadata.deletion_timestamp.is_some() {
-                lock(&self.expectations).remove(&uid);
+                self.expectations.forget(key);
                 lock(&self.backoff).remove(&uid);
             }
             return Ok(None);
@@ -418,9 +408,7 @@ impl Controller {
         let mut active = tally.active.len();
         // The terminal condition, added once every finished pod is counted.
         let mut finish: Option<(&str, String, String)> = None;
-        let satisfied = lock(&self.expectations)
-            .get(&uid)
-            .is_none_or(Expectation::satisfied);
+        let satisfied = self.expectations.satisfied(key);
         if let Some((t, r, m)) = &target {
             // Finishing: no pod may keep running.
             let deleted = self.delete_pods(&job, &tally.active).await;

@@ -17,7 +17,6 @@ pub const TIMEOUT: Duration = Duration::from_secs(5 * 60);
 #[derive(Debug)]
 struct Expected {
     adds: i64,
-    dels: i64,
     /// Pods whose deletion was asked for and not yet seen.
     deleting: HashSet<String>,
     set_at: Instant,
@@ -44,7 +43,7 @@ impl Expectations {
     pub fn satisfied(&self, key: &ObjectKey) -> bool {
         match self.lock().get(key) {
             None => true,
-            Some(e) => (e.adds <= 0 && e.dels <= 0) || e.set_at.elapsed() > TIMEOUT,
+            Some(e) => (e.adds <= 0 && e.deleting.is_empty()) || e.set_at.elapsed() > TIMEOUT,
         }
     }
 
@@ -56,11 +55,26 @@ impl Expectations {
             key.clone(),
             Expected {
                 adds: i64::try_from(adds).unwrap_or(i64::MAX),
-                dels: i64::try_from(deleting.len()).unwrap_or(i64::MAX),
                 deleting,
                 set_at: Instant::now(),
             },
         );
+    }
+
+    /// Adds `adds` creations and the deletions in `deleting` to what is outstanding (for a
+    /// controller that records them one request at a time, as the Job controller does).
+    pub fn raise(&self, key: &ObjectKey, adds: usize, deleting: &[String]) {
+        let mut all = self.lock();
+        let e = all.entry(key.clone()).or_insert_with(|| Expected {
+            adds: 0,
+            deleting: HashSet::new(),
+            set_at: Instant::now(),
+        });
+        e.adds = e
+            .adds
+            .saturating_add(i64::try_from(adds).unwrap_or(i64::MAX));
+        e.deleting.extend(deleting.iter().cloned());
+        e.set_at = Instant::now();
     }
 
     /// Records that `n` pods are about to be created.
@@ -84,9 +98,7 @@ impl Expectations {
     /// (or its deletion failed). Counts once per pod.
     pub fn deletion_observed(&self, key: &ObjectKey, pod: &str) {
         if let Some(e) = self.lock().get_mut(key) {
-            if e.deleting.remove(pod) {
-                e.dels -= 1;
-            }
+            e.deleting.remove(pod);
         }
     }
 
