@@ -100,21 +100,66 @@ fn matching_pods(pod: &PodInfo, c: &Constraint, node: &NodeInfo) -> i64 {
         .count() as i64
 }
 
+/// Per constraint, the matching pods in each domain over the nodes that count, and how many
+/// nodes counted.
+fn count_domains(
+    pod: &PodInfo,
+    cs: &[Constraint],
+    req: &RequiredNodeAffinity,
+    nodes: &[Arc<NodeInfo>],
+) -> (Vec<HashMap<String, i64>>, usize) {
+    let mut counts = vec![HashMap::new(); cs.len()];
+    let mut eligible = 0;
+    for node in nodes {
+        if !counts_node(pod, cs, req, node) {
+            continue;
+        }
+        eligible += 1;
+        for (i, c) in cs.iter().enumerate() {
+            if let Some(v) = node.labels().and_then(|l| l.get(&c.key)) {
+                *counts[i].entry(v.clone()).or_insert(0) += matching_pods(pod, c, node);
+            }
+        }
+    }
+    (counts, eligible)
+}
+
 #[derive(Clone)]
 struct State {
     constraints: Vec<Constraint>,
     /// Per constraint: domain value → matching pods.
     counts: Vec<HashMap<String, i64>>,
+    /// Per constraint: the smallest count over its domains (0 below minDomains), kept with
+    /// the counts so Filter reads it per node instead of scanning every domain.
+    min: Vec<i64>,
     req: RequiredNodeAffinity,
 }
 
 impl State {
-    fn min_match(&self, i: usize) -> i64 {
-        let c = &self.counts[i];
-        if c.len() < self.constraints[i].min_domains {
-            return 0;
+    fn new(
+        constraints: Vec<Constraint>,
+        counts: Vec<HashMap<String, i64>>,
+        req: RequiredNodeAffinity,
+    ) -> Self {
+        let mut s = State {
+            min: vec![0; constraints.len()],
+            constraints,
+            counts,
+            req,
+        };
+        for i in 0..s.constraints.len() {
+            s.refresh_min(i);
         }
-        c.values().copied().min().unwrap_or(0)
+        s
+    }
+
+    fn refresh_min(&mut self, i: usize) {
+        let c = &self.counts[i];
+        self.min[i] = if c.len() < self.constraints[i].min_domains {
+            0
+        } else {
+            c.values().copied().min().unwrap_or(0)
+        };
     }
 
     fn update(&mut self, pod: &PodInfo, other: &PodInfo, node: &NodeInfo, by: i64) {
@@ -122,10 +167,12 @@ impl State {
         {
             return;
         }
-        for (i, c) in self.constraints.iter().enumerate() {
+        for i in 0..self.constraints.len() {
+            let c = &self.constraints[i];
             if c.selector.matches_opt(other.labels()) {
                 if let Some(v) = node.labels().and_then(|l| l.get(&c.key)) {
                     *self.counts[i].entry(v.clone()).or_default() += by;
+                    self.refresh_min(i);
                 }
             }
         }
@@ -146,25 +193,8 @@ impl Plugin for PodTopologySpread {
             return Status::skip();
         }
         let req = RequiredNodeAffinity::of(pod);
-        let mut counts = vec![HashMap::new(); cs.len()];
-        for node in &ctx.snapshot.nodes {
-            if !counts_node(pod, &cs, &req, node) {
-                continue;
-            }
-            for (i, c) in cs.iter().enumerate() {
-                if let Some(v) = node.labels().and_then(|l| l.get(&c.key)) {
-                    *counts[i].entry(v.clone()).or_insert(0) += matching_pods(pod, c, node);
-                }
-            }
-        }
-        state.write(
-            NAME,
-            State {
-                constraints: cs,
-                counts,
-                req,
-            },
-        );
+        let (counts, _) = count_domains(pod, &cs, &req, &ctx.snapshot.nodes);
+        state.write(NAME, State::new(cs, counts, req));
         Status::success()
     }
 
@@ -199,7 +229,7 @@ impl Plugin for PodTopologySpread {
             };
             let self_match = i64::from(c.selector.matches_opt(pod.labels()));
             let matched = s.counts[i].get(v).copied().unwrap_or(0);
-            if matched + self_match - s.min_match(i) > c.max_skew {
+            if matched + self_match - s.min[i] > c.max_skew {
                 return Status::new(Code::Unschedulable, ERR_REASON_CONSTRAINTS_NOT_MATCH);
             }
         }
@@ -210,7 +240,7 @@ impl Plugin for PodTopologySpread {
         &self,
         state: &mut CycleState,
         pod: &PodInfo,
-        nodes: &[Arc<NodeInfo>],
+        _nodes: &[Arc<NodeInfo>],
         ctx: &Ctx<'_>,
     ) -> bool {
         let cs = constraints(pod, "ScheduleAnyway");
@@ -218,20 +248,7 @@ impl Plugin for PodTopologySpread {
             return false;
         }
         let req = RequiredNodeAffinity::of(pod);
-        let mut counts = vec![HashMap::new(); cs.len()];
-        let mut eligible = 0usize;
-        for node in &ctx.snapshot.nodes {
-            if !counts_node(pod, &cs, &req, node) {
-                continue;
-            }
-            eligible += 1;
-            for (i, c) in cs.iter().enumerate() {
-                if let Some(v) = node.labels().and_then(|l| l.get(&c.key)) {
-                    *counts[i].entry(v.clone()).or_insert(0) += matching_pods(pod, c, node);
-                }
-            }
-        }
-        let _ = nodes;
+        let (counts, eligible) = count_domains(pod, &cs, &req, &ctx.snapshot.nodes);
         let weights: Vec<f64> = cs
             .iter()
             .enumerate()
@@ -244,17 +261,7 @@ impl Plugin for PodTopologySpread {
                 ((size + 2) as f64).ln()
             })
             .collect();
-        state.write(
-            SCORE,
-            (
-                State {
-                    constraints: cs,
-                    counts,
-                    req,
-                },
-                weights,
-            ),
-        );
+        state.write(SCORE, (State::new(cs, counts, req), weights));
         true
     }
 
