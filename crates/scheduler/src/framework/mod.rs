@@ -108,10 +108,15 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The labels of a namespace.
     pub fn ns_labels(&self, ns: &str) -> Option<Labels> {
-        self.namespaces
-            .get_in("", ns)
-            .and_then(|n| n.metadata.labels.clone())
+        namespace_labels(self.namespaces, ns)
     }
+}
+
+/// The labels of namespace `ns` in `namespaces`.
+pub fn namespace_labels(namespaces: &Store<Namespace>, ns: &str) -> Option<Labels> {
+    namespaces
+        .get_in("", ns)
+        .and_then(|n| n.metadata.labels.clone())
 }
 
 /// Per-cycle state: each plugin's precomputed data, and which plugins skip Filter or Score.

@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::framework::{Code, Ctx, CycleState, Plugin, Status, MAX_NODE_SCORE};
+use k8s_openapi::api::core::v1::Namespace;
+use tug_runtime::Store;
+
+use crate::framework::{namespace_labels, Code, Ctx, CycleState, Plugin, Status, MAX_NODE_SCORE};
 use crate::labels::Labels;
 use crate::node_info::{AffinityTerm, NodeInfo, PodInfo};
 
@@ -31,6 +34,9 @@ struct State {
     affinity: Counts,
     anti_affinity: Counts,
     ns_labels: Option<Labels>,
+    /// The namespaces, for terms with a namespaceSelector when AddPod/RemovePod (which get
+    /// no context) count a pod.
+    namespaces: Store<Namespace>,
 }
 
 fn pair(node: &NodeInfo, key: &str) -> Option<(String, String)> {
@@ -116,6 +122,7 @@ impl Plugin for InterPodAffinity {
         let lookup = |ns: &str| ctx.ns_labels(ns);
         let mut s = State {
             ns_labels: ctx.ns_labels(&pod.namespace),
+            namespaces: ctx.namespaces.clone(),
             ..Default::default()
         };
         for &i in &snap.with_required_anti_affinity {
@@ -150,7 +157,8 @@ impl Plugin for InterPodAffinity {
 
     fn add_pod(&self, state: &mut CycleState, pod: &PodInfo, added: &PodInfo, node: &NodeInfo) {
         if let Some(s) = state.modify::<State>(NAME) {
-            s.update(pod, added, node, 1, &|_| None);
+            let namespaces = s.namespaces.clone();
+            s.update(pod, added, node, 1, &|ns| namespace_labels(&namespaces, ns));
         }
     }
 
@@ -162,7 +170,10 @@ impl Plugin for InterPodAffinity {
         node: &NodeInfo,
     ) {
         if let Some(s) = state.modify::<State>(NAME) {
-            s.update(pod, removed, node, -1, &|_| None);
+            let namespaces = s.namespaces.clone();
+            s.update(pod, removed, node, -1, &|ns| {
+                namespace_labels(&namespaces, ns)
+            });
         }
     }
 
