@@ -417,10 +417,8 @@ impl Controller {
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &ns);
         let set_name = set.name_any();
         for template in set.spec.volume_claim_templates.iter().flatten() {
+            // An existing claim answers 409, which is fine: no read first.
             let name = claim_name(&template.name_any(), &set_name, ord);
-            if api.get_opt(&name).await?.is_some() {
-                continue;
-            }
             let mut labels = template.labels().clone();
             labels.extend(set.spec.selector.match_labels.clone().unwrap_or_default());
             let mut claim = PersistentVolumeClaim {
