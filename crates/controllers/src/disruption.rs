@@ -98,21 +98,11 @@ pub fn start(ctx: &Context) -> BoxFuture<'static, ()> {
         deployments: deployments.store(),
         statefulsets: statefulsets.store(),
     });
-    let ctx = ctx.clone();
-    Box::pin(async move {
-        ctx.informers.synced().await;
-        let client = ctx.client.clone();
-        let recorder = ctx.recorder("controllermanager");
-        tug_runtime::queue::run(
-            "disruption",
-            queue,
-            ctx.options.workers,
-            move |key: ObjectKey| {
-                let (client, stores, recorder) = (client.clone(), stores.clone(), recorder.clone());
-                async move { sync(&client, &stores, &recorder, &key).await }
-            },
-        )
-        .await;
+    let client = ctx.client.clone();
+    let recorder = ctx.recorder("controllermanager");
+    ctx.run_workers("disruption", queue, move |key: ObjectKey| {
+        let (client, stores, recorder) = (client.clone(), stores.clone(), recorder.clone());
+        async move { sync(&client, &stores, &recorder, &key).await }
     })
 }
 

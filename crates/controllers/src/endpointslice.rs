@@ -59,26 +59,16 @@ pub fn start(ctx: &Context) -> BoxFuture<'static, ()> {
             }
         });
     }
-    let ctx = ctx.clone();
     let stores = Arc::new(Stores {
         services: services.store(),
         pods: pods.store(),
         slices: slices.store(),
         nodes: nodes.store(),
     });
-    Box::pin(async move {
-        ctx.informers.synced().await;
-        let client = ctx.client.clone();
-        tug_runtime::queue::run(
-            "endpointslice",
-            queue,
-            ctx.options.workers,
-            move |key: ObjectKey| {
-                let (client, stores) = (client.clone(), stores.clone());
-                async move { sync(&client, &stores, &key).await.map(|()| None) }
-            },
-        )
-        .await;
+    let client = ctx.client.clone();
+    ctx.run_workers("endpointslice", queue, move |key: ObjectKey| {
+        let (client, stores) = (client.clone(), stores.clone());
+        async move { sync(&client, &stores, &key).await.map(|()| None) }
     })
 }
 

@@ -85,6 +85,28 @@ impl Context {
         }
     }
 
+    /// What a controller's `start` returns: once the informers hold their first lists,
+    /// `options.workers` workers run `reconcile` over `queue` (see
+    /// [`tug_runtime::queue::run`]).
+    pub fn run_workers<T, F, Fut, E>(
+        &self,
+        name: &'static str,
+        queue: tug_runtime::Queue<T>,
+        reconcile: F,
+    ) -> BoxFuture<'static, ()>
+    where
+        T: std::hash::Hash + Eq + Clone + Send + std::fmt::Debug + 'static,
+        F: Fn(T) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = Result<Option<Duration>, E>> + Send + 'static,
+        E: std::fmt::Display + 'static,
+    {
+        let (informers, workers) = (self.informers.clone(), self.options.workers);
+        Box::pin(async move {
+            informers.synced().await;
+            tug_runtime::queue::run(name, queue, workers, reconcile).await;
+        })
+    }
+
     /// An event recorder for the controller `component` (e.g. `deployment-controller`).
     pub fn recorder(&self, component: &str) -> Recorder {
         Recorder::new(self.client.clone(), component, None)

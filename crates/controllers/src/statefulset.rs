@@ -66,16 +66,10 @@ pub fn start(ctx: &Context) -> BoxFuture<'static, ()> {
         }
         h.enqueue_for(change.object());
     });
-    let informers = ctx.informers.clone();
-    let workers = ctx.options.workers;
-    Box::pin(async move {
-        informers.synced().await;
-        let queue = c.queue.clone();
-        tug_runtime::queue::run("statefulset", queue, workers, move |key| {
-            let c = c.clone();
-            async move { c.sync(&key).await }
-        })
-        .await;
+    let queue = c.queue.clone();
+    ctx.run_workers("statefulset", queue, move |key| {
+        let c = c.clone();
+        async move { c.sync(&key).await }
     })
 }
 

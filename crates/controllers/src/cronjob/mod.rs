@@ -95,19 +95,9 @@ pub fn start_with(ctx: &Context, settings: Settings) -> BoxFuture<'static, ()> {
         recorder: ctx.recorder("cronjob-controller"),
         clock: settings.clock,
     });
-    let ctx = ctx.clone();
-    Box::pin(async move {
-        ctx.informers.synced().await;
-        tug_runtime::queue::run(
-            "cronjob",
-            queue,
-            ctx.options.workers,
-            move |key: ObjectKey| {
-                let ctl = ctl.clone();
-                async move { ctl.sync(&key).await }
-            },
-        )
-        .await;
+    ctx.run_workers("cronjob", queue, move |key: ObjectKey| {
+        let ctl = ctl.clone();
+        async move { ctl.sync(&key).await }
     })
 }
 

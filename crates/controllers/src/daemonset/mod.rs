@@ -80,16 +80,10 @@ pub fn start(ctx: &Context) -> BoxFuture<'static, ()> {
             h.queue.add(ObjectKey::of(ds.as_ref()));
         }
     });
-    let informers = ctx.informers.clone();
-    let workers = ctx.options.workers;
-    Box::pin(async move {
-        informers.synced().await;
-        let queue = c.queue.clone();
-        tug_runtime::queue::run("daemonset", queue, workers, move |key| {
-            let c = c.clone();
-            async move { c.sync(&key).await }
-        })
-        .await;
+    let queue = c.queue.clone();
+    ctx.run_workers("daemonset", queue, move |key| {
+        let c = c.clone();
+        async move { c.sync(&key).await }
     })
 }
 

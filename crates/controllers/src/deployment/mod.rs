@@ -63,16 +63,10 @@ pub fn start(ctx: &Context) -> BoxFuture<'static, ()> {
             h.pod_deleted(pod);
         }
     });
-    let informers = ctx.informers.clone();
-    let workers = ctx.options.workers;
-    Box::pin(async move {
-        informers.synced().await;
-        let queue = c.queue.clone();
-        tug_runtime::queue::run("deployment", queue, workers, move |key| {
-            let c = c.clone();
-            async move { c.sync(&key).await }
-        })
-        .await;
+    let queue = c.queue.clone();
+    ctx.run_workers("deployment", queue, move |key| {
+        let c = c.clone();
+        async move { c.sync(&key).await }
     })
 }
 

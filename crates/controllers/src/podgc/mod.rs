@@ -221,15 +221,9 @@ pub fn start(ctx: &Context) -> BoxFuture<'static, ()> {
         pods: pods.store(),
         nodes: nodes.store(),
     });
-    let informers = ctx.informers.clone();
-    let workers = ctx.options.workers;
-    Box::pin(async move {
-        informers.synced().await;
-        tug_runtime::queue::run("podgc", queue, workers, move |work: Work| {
-            let s = shared.clone();
-            async move { sync(&s, work).await }
-        })
-        .await;
+    ctx.run_workers("podgc", queue, move |work: Work| {
+        let s = shared.clone();
+        async move { sync(&s, work).await }
     })
 }
 

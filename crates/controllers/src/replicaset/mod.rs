@@ -156,16 +156,10 @@ fn start<K: Kind>(ctx: &Context) -> BoxFuture<'static, ()> {
     });
     let h = c.clone();
     pods.on_change(move |change: &Change<'_, Pod>| h.pod_changed(change));
-    let informers = ctx.informers.clone();
-    let workers = ctx.options.workers;
-    Box::pin(async move {
-        informers.synced().await;
-        let queue = c.queue.clone();
-        tug_runtime::queue::run(K::QUEUE, queue, workers, move |key| {
-            let c = c.clone();
-            async move { c.sync(&key).await }
-        })
-        .await;
+    let queue = c.queue.clone();
+    ctx.run_workers(K::QUEUE, queue, move |key| {
+        let c = c.clone();
+        async move { c.sync(&key).await }
     })
 }
 

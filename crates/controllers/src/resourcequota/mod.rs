@@ -87,20 +87,10 @@ pub fn start(ctx: &Context) -> BoxFuture<'static, ()> {
         cronjobs: watch_namespace(&f.get::<CronJob>(), &queue, &qs),
         quotas: qs,
     });
-    let ctx = ctx.clone();
-    Box::pin(async move {
-        ctx.informers.synced().await;
-        let client = ctx.client.clone();
-        tug_runtime::queue::run(
-            "resourcequota",
-            queue,
-            ctx.options.workers,
-            move |key: ObjectKey| {
-                let (client, stores) = (client.clone(), stores.clone());
-                async move { sync(&client, &stores, &key).await.map(|()| None) }
-            },
-        )
-        .await;
+    let client = ctx.client.clone();
+    ctx.run_workers("resourcequota", queue, move |key: ObjectKey| {
+        let (client, stores) = (client.clone(), stores.clone());
+        async move { sync(&client, &stores, &key).await.map(|()| None) }
     })
 }
 
