@@ -13,7 +13,6 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use tug_runtime::{Change, ObjectKey, Queue, Store};
@@ -226,7 +225,7 @@ async fn sync(client: &kube::Client, stores: &Stores, key: &ObjectKey) -> Result
                             generate_name: Some(format!("{}-", key.name)),
                             namespace: Some(key.namespace.clone()),
                             labels: Some(labels.clone()),
-                            owner_references: Some(vec![service_ref(&svc)]),
+                            owner_references: Some(vec![crate::util::controller_ref(svc.as_ref())]),
                             ..ObjectMeta::default()
                         },
                         address_type: address_type.to_owned(),
@@ -272,15 +271,4 @@ fn slice_labels(svc: &Service, name: &str) -> BTreeMap<String, String> {
         labels.insert(HEADLESS_LABEL.into(), String::new());
     }
     labels
-}
-
-fn service_ref(svc: &Service) -> OwnerReference {
-    OwnerReference {
-        api_version: "v1".into(),
-        kind: "Service".into(),
-        name: svc.name_any(),
-        uid: svc.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
 }

@@ -105,10 +105,6 @@ fn running_and_ready(pod: &Pod) -> bool {
     phase(pod) == Some("Running") && is_pod_ready(pod)
 }
 
-fn terminating(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_some()
-}
-
 /// The name of a claim for ordinal `ord`.
 pub fn claim_name(template: &str, set: &str, ord: i32) -> String {
     format!("{template}-{set}-{ord}")
@@ -298,14 +294,18 @@ impl Controller {
         for (i, slot) in slots.iter().enumerate() {
             let ord = start + i32::try_from(i).unwrap_or(0);
             match slot {
-                Some(p) if matches!(phase(p), Some("Failed" | "Succeeded")) && !terminating(p) => {
+                Some(p)
+                    if matches!(phase(p), Some("Failed" | "Succeeded"))
+                        && !crate::util::is_deleting(p.as_ref()) =>
+                {
                     self.delete_pod(set, &api, p).await?;
                     if monotonic {
                         return Ok(None);
                     }
                 }
                 Some(p) => {
-                    if monotonic && (terminating(p) || !running_and_ready(p)) {
+                    if monotonic && (crate::util::is_deleting(p.as_ref()) || !running_and_ready(p))
+                    {
                         return Ok(None);
                     }
                     if monotonic && !is_pod_available(p, min_ready, now) {
@@ -344,7 +344,7 @@ impl Controller {
         }
         // Scale down from the highest ordinal.
         for (_, p) in condemned.iter().rev() {
-            if terminating(p) {
+            if crate::util::is_deleting(p.as_ref()) {
                 if monotonic {
                     return Ok(None);
                 }
@@ -367,7 +367,7 @@ impl Controller {
             }
             let Some(p) = slot else { return Ok(None) };
             if revision_of(p) != Some(update_name.as_str()) {
-                if !terminating(p) {
+                if !crate::util::is_deleting(p.as_ref()) {
                     self.delete_pod(set, &api, p).await?;
                 }
                 return Ok(None);
@@ -465,7 +465,10 @@ impl Controller {
         let (cur, upd) = (current.name_any(), update.name_any());
         let pods: Vec<&Arc<Pod>> = claimed
             .iter()
-            .filter(|p| ordinal_of(&set_name, &p.name_any()).is_some() && !terminating(p))
+            .filter(|p| {
+                ordinal_of(&set_name, &p.name_any()).is_some()
+                    && !crate::util::is_deleting(p.as_ref())
+            })
             .collect();
         let count = |f: &dyn Fn(&Pod) -> bool| {
             i32::try_from(pods.iter().filter(|p| f(p)).count()).unwrap_or(0)

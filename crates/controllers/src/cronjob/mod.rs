@@ -197,7 +197,7 @@ impl Controller {
         for j in &owned {
             let listed = active.iter().any(|r| r.uid == j.uid());
             match job_finished(j) {
-                None if !listed => active.push(job_ref(j)),
+                None if !listed => active.push(tug_runtime::events::reference(j.as_ref())),
                 Some(how) => {
                     let was_active = st.active.iter().flatten().any(|r| r.uid == j.uid());
                     if was_active {
@@ -400,7 +400,7 @@ impl Controller {
         };
         let mut refs = st.active.clone().unwrap_or_default();
         if !refs.iter().any(|r| r.uid == job.uid()) {
-            refs.push(job_ref(&job));
+            refs.push(tug_runtime::events::reference(&job));
         }
         st.active = Some(refs);
         st.last_schedule_time = Some(Time(scheduled));
@@ -499,18 +499,6 @@ impl Controller {
         api.replace_status(&cj.name_any(), &PostParams::default(), &next)
             .await
             .map(|_| ())
-    }
-}
-
-fn job_ref(job: &Job) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("batch/v1".into()),
-        kind: Some("Job".into()),
-        name: job.metadata.name.clone(),
-        namespace: job.metadata.namespace.clone(),
-        uid: job.metadata.uid.clone(),
-        resource_version: job.metadata.resource_version.clone(),
-        ..ObjectReference::default()
     }
 }
 

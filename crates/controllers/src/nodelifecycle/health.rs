@@ -62,13 +62,6 @@ fn ready(node: &Node) -> Option<&str> {
         .map(|c| c.status.as_str())
 }
 
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 fn now_seconds() -> Timestamp {
     let now = Timestamp::now();
     Timestamp::from_second(now.as_second()).unwrap_or(now)
@@ -77,7 +70,11 @@ fn now_seconds() -> Timestamp {
 /// Sets Ready False on the pods of `node` that are Ready.
 async fn mark_pods_not_ready(s: &Shared, node: &str) -> Result<(), kube::Error> {
     let now = now_seconds();
-    for pod in s.pods_on(node).into_iter().filter(|p| pod_ready(p)) {
+    for pod in s
+        .pods_on(node)
+        .into_iter()
+        .filter(|p| crate::util::is_pod_ready(p))
+    {
         let mut conditions: Vec<PodCondition> = pod
             .status
             .as_ref()
