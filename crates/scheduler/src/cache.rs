@@ -14,7 +14,6 @@ use tug_runtime::ObjectKey;
 use crate::node_info::{NodeInfo, PodInfo};
 
 struct PodState {
-    info: Arc<PodInfo>,
     node: String,
     assumed: bool,
 }
@@ -94,11 +93,11 @@ impl Cache {
         if let Some(old) = self.pods.remove(&info.key) {
             self.touch(&old.node).remove_pod(&info.key);
         }
-        self.touch(node).add_pod(info.clone());
+        let key = info.key.clone();
+        self.touch(node).add_pod(info);
         self.pods.insert(
-            info.key.clone(),
+            key,
             PodState {
-                info,
                 node: node.to_owned(),
                 assumed: false,
             },
@@ -134,21 +133,6 @@ impl Cache {
     /// Whether the pod is assumed or bound in the cache.
     pub fn has_pod(&self, key: &ObjectKey) -> bool {
         self.pods.contains_key(key)
-    }
-
-    /// The node a cached pod is on.
-    pub fn node_of(&self, key: &ObjectKey) -> Option<&str> {
-        self.pods.get(key).map(|s| s.node.as_str())
-    }
-
-    /// The cached pod.
-    pub fn pod(&self, key: &ObjectKey) -> Option<Arc<PodInfo>> {
-        self.pods.get(key).map(|s| s.info.clone())
-    }
-
-    /// How many nodes (with node objects) there are.
-    pub fn node_count(&self) -> usize {
-        self.nodes.values().filter(|n| n.node.is_some()).count()
     }
 
     /// Brings `snap` up to date, copying only what changed since the last call.

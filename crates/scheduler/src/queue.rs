@@ -276,11 +276,6 @@ impl SchedulingQueue {
         self.notify.notify_one();
     }
 
-    /// The current scheduling cycle number.
-    pub fn scheduling_cycle(&self) -> u64 {
-        self.lock().scheduling_cycle
-    }
-
     /// A tried pod did not fit (or failed): it waits for an event, or backs off when one
     /// came while it was being tried (or when `error`).
     pub fn add_unschedulable(
