@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{tug, wait_until, Kubectl, Server};
-use std::process::{Child, Stdio};
+use common::{tug, wait_until, Kubectl, Process, Server};
+use std::process::Stdio;
 
 const KUBECTL: u32 = 33;
 
@@ -440,17 +440,8 @@ spec:
     );
 }
 
-/// A `tug agent` with hollow nodes, killed on drop.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn agent(server: &Server, prefix: &str) -> Agent {
+/// A `tug agent` with one hollow node named `<prefix>0`.
+fn agent(server: &Server, prefix: &str) -> Process {
     let token = std::fs::read_to_string(server.data_dir().join("server/token"))
         .unwrap_or_else(|e| panic!("token: {e}"));
     let child = tug()
@@ -471,7 +462,7 @@ fn agent(server: &Server, prefix: &str) -> Agent {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("spawning tug agent: {e}"));
-    Agent(child)
+    Process(child)
 }
 
 #[test]
@@ -507,17 +498,8 @@ fn pods_of_a_node_that_stops_are_replaced_elsewhere() {
     });
 }
 
-/// A `tug scheduler` process, killed on drop.
-struct Scheduler(Child);
-
-impl Drop for Scheduler {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn scheduler(server: &Server) -> Scheduler {
+/// A `tug scheduler` process.
+fn scheduler(server: &Server) -> Process {
     let child = tug()
         .args(["scheduler", "--kubeconfig"])
         .arg(server.kubeconfig())
@@ -525,7 +507,7 @@ fn scheduler(server: &Server) -> Scheduler {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("spawning tug scheduler: {e}"));
-    Scheduler(child)
+    Process(child)
 }
 
 fn pod(name: &str) -> String {

@@ -121,6 +121,16 @@ impl Drop for Server {
     }
 }
 
+/// A child process (`tug agent`, `tug scheduler`, …) killed on drop.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A real kubectl of the given minor version (1.27 … 1.33), from the Google Cloud SDK.
 pub fn kubectl(minor: u32) -> Command {
     let path = PathBuf::from(format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"));
