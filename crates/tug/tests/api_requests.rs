@@ -6,11 +6,8 @@
 
 mod common;
 
-use common::{curl, Server};
+use common::{curl, Server, APISERVER_ONLY};
 
-/// These tests check the API server's own rules; controllers would act on what they create
-/// (finalize namespaces, delete orphans), so they run without them, as kube-apiserver alone.
-const APISERVER_ONLY: &[&str] = &["--disable-controller-manager", "--disable-scheduler"];
 use serde_json::{json, Value};
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";

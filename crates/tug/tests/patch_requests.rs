@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{curl, Server};
+use common::{curl, Server, APISERVER_ONLY};
 use serde_json::Value;
 
 const DEPLOY: &str = "/apis/apps/v1/namespaces/default/deployments/web";
@@ -25,7 +25,7 @@ fn status(body: &str) -> Value {
 
 #[test]
 fn malformed_patches_get_a_status_and_change_nothing() {
-    let server = Server::start(&[]);
+    let server = Server::start(APISERVER_ONLY);
     let (code, body) = curl(
         &server,
         "PATCH",
@@ -159,7 +159,7 @@ fn malformed_patches_get_a_status_and_change_nothing() {
 
 #[test]
 fn server_side_apply_over_http() {
-    let server = Server::start(&[]);
+    let server = Server::start(APISERVER_ONLY);
     let apply = |manager: &str, force: bool, body: &str| {
         let q = format!("{DEPLOY}?fieldManager={manager}&force={force}");
         curl(&server, "PATCH", &q, &[APPLY], Some(body.as_bytes()))

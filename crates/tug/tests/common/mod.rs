@@ -23,6 +23,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Flags for tests of the API server's own rules: controllers would act on what those tests
+/// create (finalize namespaces, delete orphans, write Deployment status), so they run without
+/// them, as kube-apiserver alone.
+pub const APISERVER_ONLY: &[&str] = &["--disable-controller-manager", "--disable-scheduler"];
+
 /// A running `tug server`, killed on drop.
 pub struct Server {
     pub child: Child,
