@@ -2,5 +2,386 @@
 //! containers through CRI v1 (gRPC to containerd, which `tug` starts itself unless told
 //! otherwise), networks them through CNI, and reports their status, the node's status and
 //! the node's Lease back to the API server.
+//!
+//! Start at [`run`]: it brings up the runtime, registers the node, starts the informers
+//! (this node's pods; ConfigMaps, Secrets, claims and volumes they use; the node itself for
+//! its podCIDR), then drives [`pods::sync::sync`] from a work queue.
 
+pub mod cni;
+pub mod containerd;
 pub mod cri;
+pub mod node;
+pub mod pods;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Taint,
+};
+use kube::runtime::watcher;
+use kube::Api;
+use tug_runtime::{Change, Informer, ObjectKey, Queue};
+
+/// The sandbox (pause) image the kubelet makes and imports itself.
+pub const SANDBOX_IMAGE: &str = "localhost/tugboat/pause:1";
+
+/// What stops the kubelet.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// containerd could not be started.
+    #[error(transparent)]
+    Containerd(#[from] containerd::Error),
+    /// The runtime failed.
+    #[error(transparent)]
+    Cri(#[from] cri::Error),
+    /// The API failed.
+    #[error("api: {0}")]
+    Api(#[from] kube::Error),
+    /// The host refused.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Settings of a kubelet.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The node's name.
+    pub node_name: String,
+    /// The node's IP; found from the routing table when not given.
+    pub node_ip: Option<IpAddr>,
+    /// `<data-dir>/agent`: containerd, pods, logs, CNI config.
+    pub dir: PathBuf,
+    /// A CRI socket to use instead of starting containerd.
+    pub runtime_endpoint: Option<PathBuf>,
+    /// The kubelet's HTTPS port.
+    pub port: u16,
+    /// Labels added to the standard ones.
+    pub labels: BTreeMap<String, String>,
+    /// Taints to register with.
+    pub taints: Vec<Taint>,
+    /// How many pods the node takes.
+    pub max_pods: u32,
+    /// Pod workers.
+    pub workers: usize,
+}
+
+/// The address the host would use to reach other machines (no packet is sent: connecting a
+/// UDP socket only picks a route), or loopback when there is no route.
+pub fn default_ip() -> IpAddr {
+    let probe = || -> std::io::Result<IpAddr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        // TEST-NET-1: never routed anywhere; only the route lookup matters.
+        s.connect("192.0.2.1:9")?;
+        Ok(s.local_addr()?.ip())
+    };
+    probe().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// Checks what the kubelet needs before anything starts: root, and containerd unless a
+/// runtime endpoint is given.
+pub fn preflight(opts: &Options) -> Result<(), Error> {
+    if opts.runtime_endpoint.is_none() {
+        if containerd::which("containerd").is_none() {
+            return Err(containerd::Error::Missing.into());
+        }
+        if !rustix::process::geteuid().is_root() {
+            return Err(Error::Io(std::io::Error::other(
+                "the kubelet runs containers and needs root: run as root, or pass --disable-agent",
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the kubelet until the future is dropped or something fatal happens.
+pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
+    let started = Instant::now();
+    let cni_conf_dir = opts.dir.join("etc/cni/net.d");
+    let layout = containerd::Layout {
+        dir: opts.dir.join("containerd"),
+        cni_conf_dir: cni_conf_dir.clone(),
+        sandbox_image: SANDBOX_IMAGE.to_owned(),
+    };
+    let (_containerd, socket) = match &opts.runtime_endpoint {
+        Some(s) => (None, s.clone()),
+        None => {
+            let c = containerd::Containerd::start(&layout).await?;
+            let s = c.socket().to_path_buf();
+            (Some(c), s)
+        }
+    };
+    let cri = cri::Cri::connect(&socket).await?;
+    let version = cri.version().await?;
+    tracing::info!(runtime = %format!("{}://{}", version.0, version.1), elapsed_ms = started.elapsed().as_millis() as u64, "container runtime ready");
+
+    let node_ip = opts.node_ip.unwrap_or_else(default_ip);
+    let id = node::Identity {
+        name: opts.node_name.clone(),
+        ip: node_ip,
+        port: opts.port,
+        labels: opts.labels.clone(),
+        taints: opts.taints.clone(),
+        max_pods: opts.max_pods,
+    };
+    let facts = node::Facts {
+        capacity: node::capacity(&opts.dir, opts.max_pods),
+        info: node::system_info(&version),
+    };
+    let nodes: Api<Node> = Api::all(client.clone());
+    let registered = node::register(&nodes, &id).await?;
+    tracing::info!(node = %id.name, ip = %node_ip, "node registered");
+
+    let by_node = format!("spec.nodeName={}", opts.node_name);
+    let pod_informer = Informer::<Pod>::new(
+        Api::all(client.clone()),
+        watcher::Config::default().fields(&by_node),
+    );
+    let node_informer = Informer::<Node>::new(
+        Api::all(client.clone()),
+        watcher::Config::default().fields(&format!("metadata.name={}", opts.node_name)),
+    );
+    let cm_informer = Informer::<ConfigMap>::all(client.clone());
+    let secret_informer = Informer::<Secret>::all(client.clone());
+    let pvc_informer = Informer::<PersistentVolumeClaim>::all(client.clone());
+    let pv_informer = Informer::<PersistentVolume>::all(client.clone());
+    let dirs = pods::Dirs {
+        pods: opts.dir.join("pods"),
+        logs: opts.dir.join("pod-logs"),
+    };
+    std::fs::create_dir_all(&dirs.pods)?;
+    std::fs::create_dir_all(&dirs.logs)?;
+    let queue: Queue<ObjectKey> = Queue::new();
+    let kubelet = Arc::new(pods::Kubelet {
+        client: client.clone(),
+        cri: cri.clone(),
+        node_name: opts.node_name.clone(),
+        node_ip: node_ip.to_string(),
+        allocatable: facts.capacity.clone(),
+        dirs,
+        pods: pod_informer.store(),
+        config_maps: cm_informer.store(),
+        secrets: secret_informer.store(),
+        claims: pvc_informer.store(),
+        volumes: pv_informer.store(),
+        queue: queue.clone(),
+        recorder: tug_runtime::events::Recorder::new(
+            client.clone(),
+            "kubelet",
+            Some(opts.node_name.clone()),
+        ),
+        dns: pods::config::host_dns(),
+        state: Mutex::default(),
+        probes: pods::probes::Probes::default(),
+    });
+    let q = queue.clone();
+    pod_informer.on_change(move |c: &Change<'_, Pod>| q.add(ObjectKey::of(c.object().as_ref())));
+    let uses = |kind: &'static str| {
+        let k = kubelet.clone();
+        move |ns: &str, name: &str| {
+            for p in k.pods.list_namespace(ns) {
+                if pod_uses(&p, kind, name) {
+                    k.queue.add(ObjectKey::of(p.as_ref()));
+                }
+            }
+        }
+    };
+    let cm_use = uses("configmap");
+    cm_informer.on_change(move |c: &Change<'_, ConfigMap>| {
+        let o = c.object();
+        cm_use(
+            o.metadata.namespace.as_deref().unwrap_or(""),
+            o.metadata.name.as_deref().unwrap_or(""),
+        );
+    });
+    let secret_use = uses("secret");
+    secret_informer.on_change(move |c: &Change<'_, Secret>| {
+        let o = c.object();
+        secret_use(
+            o.metadata.namespace.as_deref().unwrap_or(""),
+            o.metadata.name.as_deref().unwrap_or(""),
+        );
+    });
+    let claim_use = uses("claim");
+    pvc_informer.on_change(move |c: &Change<'_, PersistentVolumeClaim>| {
+        let o = c.object();
+        claim_use(
+            o.metadata.namespace.as_deref().unwrap_or(""),
+            o.metadata.name.as_deref().unwrap_or(""),
+        );
+    });
+    let status_dirty = Arc::new(tokio::sync::Notify::new());
+    let dirty = status_dirty.clone();
+    node_informer.on_change(move |_: &Change<'_, Node>| dirty.notify_one());
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(pod_informer.clone().run());
+    tasks.spawn(node_informer.clone().run());
+    tasks.spawn(cm_informer.clone().run());
+    tasks.spawn(secret_informer.clone().run());
+    tasks.spawn(pvc_informer.clone().run());
+    tasks.spawn(pv_informer.clone().run());
+    tasks.spawn(node::renew_lease(client.clone(), Arc::new(registered)));
+    let status_loop = StatusLoop {
+        client: client.clone(),
+        cri: cri.clone(),
+        id,
+        facts,
+        node_store: node_informer.store(),
+        cni_conf_dir,
+        ipam_dir: opts.dir.join("cni/ipam"),
+        dirty: status_dirty,
+    };
+    tasks.spawn(status_loop.run());
+    let k = kubelet.clone();
+    let workers = opts.workers.max(1);
+    tasks.spawn(async move {
+        pod_informer.synced().await;
+        cm_informer.synced().await;
+        secret_informer.synced().await;
+        pvc_informer.synced().await;
+        pv_informer.synced().await;
+        tokio::spawn(pods::relist(k.clone()));
+        tug_runtime::queue::run("kubelet", k.queue.clone(), workers, move |key| {
+            let k = k.clone();
+            async move { pods::sync::sync(&k, key).await }
+        })
+        .await;
+    });
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "a kubelet task failed");
+        }
+    }
+    Ok(())
+}
+
+/// Whether `pod` uses the ConfigMap, Secret or claim `name` (in volumes, env or pull secrets).
+fn pod_uses(pod: &Pod, kind: &str, name: &str) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    let volumes = spec.volumes.iter().flatten().any(|v| match kind {
+        "configmap" => {
+            v.config_map.as_ref().is_some_and(|c| c.name == name)
+                || v.projected
+                    .iter()
+                    .flat_map(|p| p.sources.iter().flatten())
+                    .any(|s| s.config_map.as_ref().is_some_and(|c| c.name == name))
+        }
+        "secret" => {
+            v.secret
+                .as_ref()
+                .is_some_and(|s| s.secret_name.as_deref() == Some(name))
+                || v.projected
+                    .iter()
+                    .flat_map(|p| p.sources.iter().flatten())
+                    .any(|s| s.secret.as_ref().is_some_and(|c| c.name == name))
+        }
+        _ => v
+            .persistent_volume_claim
+            .as_ref()
+            .is_some_and(|c| c.claim_name == name),
+    });
+    let env = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| {
+            c.env_from.iter().flatten().any(|e| match kind {
+                "configmap" => e.config_map_ref.as_ref().is_some_and(|r| r.name == name),
+                "secret" => e.secret_ref.as_ref().is_some_and(|r| r.name == name),
+                _ => false,
+            }) || c
+                .env
+                .iter()
+                .flatten()
+                .filter_map(|e| e.value_from.as_ref())
+                .any(|f| match kind {
+                    "configmap" => f
+                        .config_map_key_ref
+                        .as_ref()
+                        .is_some_and(|r| r.name == name),
+                    "secret" => f.secret_key_ref.as_ref().is_some_and(|r| r.name == name),
+                    _ => false,
+                })
+        });
+    volumes || env
+}
+
+/// Posts the node's status when it changes (a podCIDR arriving, the runtime's readiness) and
+/// at least every [`node::STATUS_REPORT`].
+struct StatusLoop {
+    client: kube::Client,
+    cri: cri::Cri,
+    id: node::Identity,
+    facts: node::Facts,
+    node_store: tug_runtime::Store<Node>,
+    cni_conf_dir: PathBuf,
+    ipam_dir: PathBuf,
+    dirty: Arc<tokio::sync::Notify>,
+}
+
+impl StatusLoop {
+    async fn run(self) {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let mut posted = Instant::now() - node::STATUS_REPORT;
+        loop {
+            let node = self
+                .node_store
+                .get(&ObjectKey::cluster(self.id.name.clone()));
+            let cidr = node
+                .as_ref()
+                .and_then(|n| n.spec.as_ref())
+                .and_then(|s| s.pod_cidr.clone());
+            let mut health = node::Health::default();
+            match &cidr {
+                Some(c) => match cni::write(&self.cni_conf_dir, c, &self.ipam_dir) {
+                    Ok(true) => {}
+                    Ok(false) => health.message = format!("podCIDR {c} is not an IPv4 range"),
+                    Err(e) => health.message = format!("cannot write the CNI config: {e}"),
+                },
+                None => health.message = "the node has no podCIDR yet".into(),
+            }
+            match self.cri.conditions().await {
+                Ok(conds) => {
+                    health.runtime_ready =
+                        conds.iter().any(|(t, ok, _)| t == "RuntimeReady" && *ok);
+                    health.network_ready =
+                        conds.iter().any(|(t, ok, _)| t == "NetworkReady" && *ok);
+                    if health.message.is_empty() {
+                        if let Some((_, _, m)) = conds.iter().find(|(_, ok, _)| !ok) {
+                            health.message = m.clone();
+                        }
+                    }
+                }
+                Err(e) => health.message = e.to_string(),
+            }
+            if node.is_some() {
+                let images = node::images(&self.cri).await;
+                let now = k8s_openapi::jiff::Timestamp::now();
+                let current = node.as_ref().and_then(|n| n.status.as_ref());
+                let mut desired =
+                    node::desired_status(&self.id, &self.facts, &health, images, current, now);
+                if node::changed(current, &desired) || posted.elapsed() >= node::STATUS_REPORT {
+                    tug_hollow::node::beat(&mut desired, now);
+                    match tug_hollow::node::post_status(&api, &self.id.name, &desired).await {
+                        Ok(_) => posted = Instant::now(),
+                        Err(e) => tracing::warn!(error = %e, "posting the node status failed"),
+                    }
+                }
+            }
+            // containerd notices a new CNI config within a second or so: look again soon
+            // while not ready, else at the heartbeat interval or when the node changes.
+            let wait = if health.runtime_ready && health.network_ready {
+                node::LEASE_RENEW
+            } else {
+                Duration::from_millis(250)
+            };
+            let _ = tokio::time::timeout(wait, self.dirty.notified()).await;
+        }
+    }
+}

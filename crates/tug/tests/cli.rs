@@ -106,7 +106,7 @@ fn bad_input_is_a_clear_error() {
 
 #[test]
 fn server_opens_its_store_and_stops_on_sigint() {
-    let mut server = common::Server::start(&["--disable-agent"]);
+    let mut server = common::Server::start(&[]);
     let db = server.data_dir().join("server/db");
     assert!(
         std::fs::read_dir(&db)

@@ -1,6 +1,6 @@
 //! `tug agent`: a node agent joining a server with `--server URL --token T` (k3s-style: the
-//! token pins the server's CA) or a `--kubeconfig`. Today it runs hollow nodes
-//! (`--hollow-nodes N`); the real kubelet comes next.
+//! token pins the server's CA) or a `--kubeconfig`. It runs the kubelet (containers through
+//! containerd), or hollow nodes instead with `--hollow-nodes N`.
 
 use std::path::PathBuf;
 
@@ -18,8 +18,128 @@ pub struct AgentArgs {
     /// Reach the server through this kubeconfig instead of --server/--token.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Where the agent keeps its state (containerd, pods, logs under <data-dir>/agent).
+    #[arg(long, env = "TUG_DATA_DIR", default_value = "/var/lib/tug")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub kubelet: KubeletFlags,
     #[command(flatten)]
     pub hollow: HollowFlags,
+}
+
+/// Kubelet flags, shared with `tug server` (names as k3s's).
+#[derive(Debug, Args)]
+pub struct KubeletFlags {
+    /// The node's name (default: the host name).
+    #[arg(long, env = "TUG_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The node's InternalIP (default: the address of the host's default route).
+    #[arg(long)]
+    pub node_ip: Option<std::net::IpAddr>,
+    /// Labels to register the node with: key=value (repeatable).
+    #[arg(long = "node-label")]
+    pub node_labels: Vec<String>,
+    /// Taints to register the node with: key[=value]:Effect (repeatable).
+    #[arg(long = "node-taint")]
+    pub node_taints: Vec<String>,
+    /// Use the CRI runtime at this unix socket instead of starting containerd.
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<PathBuf>,
+    /// The kubelet's HTTPS port (logs, exec, attach, port-forward).
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// How many pods the node takes.
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
+}
+
+impl KubeletFlags {
+    /// The kubelet's options; `server` adds the control-plane role label.
+    pub fn options(
+        &self,
+        data_dir: &std::path::Path,
+        server: bool,
+    ) -> anyhow::Result<tug_kubelet::Options> {
+        let mut labels = parse_labels("--node-label", &self.node_labels)?;
+        if server {
+            labels.insert(
+                "node-role.kubernetes.io/control-plane".into(),
+                "true".into(),
+            );
+        }
+        let node_name = match &self.node_name {
+            Some(n) => n.clone(),
+            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_lowercase())
+                .context("reading the host name (pass --node-name)")?,
+        };
+        if node_name.is_empty() {
+            anyhow::bail!("the host has no name: pass --node-name");
+        }
+        let data_dir = std::path::absolute(data_dir).context("--data-dir")?;
+        let runtime_endpoint = self.container_runtime_endpoint.as_ref().map(|p| {
+            p.strip_prefix("unix://")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| p.clone())
+        });
+        let runtime_endpoint = runtime_endpoint.map(|p| {
+            let s = p.to_string_lossy().into_owned();
+            PathBuf::from(s.strip_prefix("unix://").unwrap_or(&s))
+        });
+        Ok(tug_kubelet::Options {
+            node_name,
+            node_ip: self.node_ip,
+            dir: data_dir.join("agent"),
+            runtime_endpoint,
+            port: self.kubelet_port,
+            labels,
+            taints: parse_taints("--node-taint", &self.node_taints)?,
+            max_pods: self.max_pods,
+            workers: 8,
+        })
+    }
+}
+
+fn parse_labels(
+    flag: &str,
+    list: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut labels = std::collections::BTreeMap::new();
+    for l in list {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("{flag}: {l:?} is not key=value"))?;
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(labels)
+}
+
+fn parse_taints(
+    flag: &str,
+    list: &[String],
+) -> anyhow::Result<Vec<k8s_openapi::api::core::v1::Taint>> {
+    let mut taints = Vec::new();
+    for t in list {
+        let (kv, effect) = t
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow::anyhow!("{flag}: {t:?} is not key[=value]:Effect"))?;
+        if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+            anyhow::bail!(
+                "{flag}: effect {effect:?} must be NoSchedule, PreferNoSchedule or NoExecute"
+            );
+        }
+        let (key, value) = match kv.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_owned())),
+            None => (kv, None),
+        };
+        taints.push(k8s_openapi::api::core::v1::Taint {
+            key: key.to_owned(),
+            value,
+            effect: effect.to_owned(),
+            time_added: None,
+        });
+    }
+    Ok(taints)
 }
 
 /// Hollow node flags, shared with `tug server`.
@@ -53,35 +173,11 @@ pub struct HollowFlags {
 impl HollowFlags {
     /// The hollow nodes' options.
     pub fn options(&self) -> anyhow::Result<tug_hollow::Options> {
-        let mut labels = std::collections::BTreeMap::new();
-        for l in &self.hollow_node_labels {
-            let (k, v) = l
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("--hollow-node-labels: {l:?} is not key=value"))?;
-            labels.insert(k.to_owned(), v.to_owned());
-        }
-        let mut taints = Vec::new();
-        for t in &self.hollow_register_with_taints {
-            let (kv, effect) = t.rsplit_once(':').ok_or_else(|| {
-                anyhow::anyhow!("--hollow-register-with-taints: {t:?} is not key[=value]:Effect")
-            })?;
-            if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-                anyhow::bail!(
-                    "--hollow-register-with-taints: effect {effect:?} must be NoSchedule, \
-                     PreferNoSchedule or NoExecute"
-                );
-            }
-            let (key, value) = match kv.split_once('=') {
-                Some((k, v)) => (k, Some(v.to_owned())),
-                None => (kv, None),
-            };
-            taints.push(k8s_openapi::api::core::v1::Taint {
-                key: key.to_owned(),
-                value,
-                effect: effect.to_owned(),
-                time_added: None,
-            });
-        }
+        let labels = parse_labels("--hollow-node-labels", &self.hollow_node_labels)?;
+        let taints = parse_taints(
+            "--hollow-register-with-taints",
+            &self.hollow_register_with_taints,
+        )?;
         Ok(tug_hollow::Options {
             count: self.hollow_nodes,
             name_prefix: self.hollow_node_prefix.clone(),
@@ -132,12 +228,18 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         _ => anyhow::bail!("tug agent needs --server and --token (or --kubeconfig)"),
     };
     let options = args.hollow.options()?;
-    if args.hollow.hollow_nodes == 0 {
-        anyhow::bail!("the kubelet is not built yet: run hollow nodes with --hollow-nodes N");
+    if args.hollow.hollow_nodes > 0 {
+        tracing::info!(nodes = args.hollow.hollow_nodes, "starting hollow nodes");
+        tokio::select! {
+            () = tug_hollow::run(client, options) => {}
+            () = super::shutdown_signal() => tracing::info!("shutting down"),
+        }
+        return Ok(());
     }
-    tracing::info!(nodes = args.hollow.hollow_nodes, "starting hollow nodes");
+    let kubelet = args.kubelet.options(&args.data_dir, false)?;
+    tug_kubelet::preflight(&kubelet)?;
     tokio::select! {
-        () = tug_hollow::run(client, options) => {}
+        r = tug_kubelet::run(client, kubelet) => r?,
         () = super::shutdown_signal() => tracing::info!("shutting down"),
     }
     Ok(())

@@ -24,10 +24,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the control plane (and, later, the node agent) on this machine.
+    /// Run the control plane and the node agent (kubelet) on this machine.
     Server(Box<server::ServerArgs>),
-    /// Run a node agent joining a server (today: hollow nodes).
-    Agent(agent::AgentArgs),
+    /// Run a node agent (kubelet, or hollow nodes) joining a server.
+    Agent(Box<agent::AgentArgs>),
     /// Run the scheduler alone, against a server.
     Scheduler(scheduler::SchedulerArgs),
     /// Run the controllers alone, against a server.
@@ -60,7 +60,7 @@ pub fn init_logging(verbose: u8) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => server::run(*args).await,
-        Command::Agent(args) => agent::run(args).await,
+        Command::Agent(args) => agent::run(*args).await,
         Command::Scheduler(args) => scheduler::run(args).await,
         Command::ControllerManager(args) => controller_manager::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,

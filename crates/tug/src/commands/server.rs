@@ -41,10 +41,12 @@ pub struct ServerArgs {
     /// Extra names or addresses for the serving certificate (repeatable).
     #[arg(long)]
     pub tls_san: Vec<String>,
-    /// Run the control plane only, without the node agent (as k3s). The kubelet is not built
-    /// yet, so today this changes nothing; hollow nodes run with --hollow-nodes.
+    /// Run the control plane only, without the kubelet (as k3s). Hollow nodes
+    /// (--hollow-nodes) still run.
     #[arg(long)]
     pub disable_agent: bool,
+    #[command(flatten)]
+    pub kubelet: super::agent::KubeletFlags,
     /// Do not run the scheduler in this process.
     #[arg(long)]
     pub disable_scheduler: bool,
@@ -85,12 +87,7 @@ fn port_range(s: &str) -> anyhow::Result<(u16, u16)> {
 /// The address other hosts reach this one at: the source address the kernel picks for a
 /// route off the host (a UDP connect sends nothing), else loopback.
 fn primary_address() -> IpAddr {
-    let probe = || -> std::io::Result<IpAddr> {
-        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
-        s.connect("192.0.2.1:9")?;
-        Ok(s.local_addr()?.ip())
-    };
-    probe().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    tug_kubelet::default_ip()
 }
 
 /// Opens the store the flags choose.
@@ -199,12 +196,25 @@ fn start_components(args: &ServerArgs, router: &axum::Router) -> anyhow::Result<
         let c = client(router.clone(), tug_apiserver::join::agent_user());
         tokio::spawn(tug_hollow::run(c, args.hollow.options()?));
     }
+    if !args.disable_agent {
+        let c = client(router.clone(), tug_apiserver::join::agent_user());
+        let opts = args.kubelet.options(&args.data_dir, true)?;
+        tokio::spawn(async move {
+            if let Err(e) = tug_kubelet::run(c, opts).await {
+                // The control plane keeps serving; the node stays NotReady.
+                tracing::error!(error = %e, "the kubelet stopped");
+            }
+        });
+    }
     Ok(())
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     args.controllers.options()?;
     args.hollow.options()?;
+    if !args.disable_agent {
+        tug_kubelet::preflight(&args.kubelet.options(&args.data_dir, true)?)?;
+    }
     let authenticator = match &args.token_auth_file {
         Some(path) => Authenticator::from_token_file(path)?,
         None => Authenticator::default(),

@@ -68,8 +68,16 @@ fn spawn(dir: &Path, port: u16, extra: &[String]) -> (Child, mpsc::Receiver<Stri
 }
 
 impl Server {
-    /// Starts `tug server` on a free port with `extra` arguments and waits until it listens.
+    /// Starts `tug server` without its kubelet (`--disable-agent`; hollow nodes still run) on
+    /// a free port with `extra` arguments and waits until it listens.
     pub fn start(extra: &[&str]) -> Server {
+        let mut args = vec!["--disable-agent"];
+        args.extend_from_slice(extra);
+        Self::start_with_agent(&args)
+    }
+
+    /// Starts `tug server`, kubelet included unless `extra` says otherwise.
+    pub fn start_with_agent(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();

@@ -1,0 +1,774 @@
+//! One pod's sync, level-triggered: tear down what belongs to other incarnations or to a pod
+//! that is gone; for a pod being deleted, stop its containers within the grace period and
+//! remove it from the API; otherwise set up volumes, make sure a sandbox runs, run init
+//! containers in order, start or restart containers by the restart policy with back-off, kill
+//! containers failing liveness, and report the status.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::{Api, ResourceExt};
+use tug_runtime::events::EventType;
+use tug_runtime::ObjectKey;
+
+use super::config::{self, ContainerInputs};
+use super::env::{container_env, Sources};
+use super::runtime::{Instance, PodRuntime};
+use super::status::{instances_of, is_sidecar, pod_status, Observed};
+use super::volumes::{self, HostVolume};
+use super::{Kubelet, BACKOFF_MAX, BACKOFF_START};
+use crate::cri::{self, api};
+
+/// What can stop a sync (it is retried with back-off).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The runtime failed.
+    #[error(transparent)]
+    Cri(#[from] cri::Error),
+    /// The API failed.
+    #[error("api: {0}")]
+    Api(#[from] kube::Error),
+    /// A volume could not be set up.
+    #[error(transparent)]
+    Volume(#[from] volumes::Error),
+    /// A host file could not be written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Syncs the pod `key`; returns when to look again, if a back-off or a deadline needs it.
+pub async fn sync(k: &Arc<Kubelet>, key: ObjectKey) -> Result<Option<Duration>, Error> {
+    let ns = key.namespace.clone();
+    let pod = k.pods.get(&key);
+    let rt = PodRuntime::list(&k.cri, &ns, &key.name).await?;
+    let uid = pod
+        .as_ref()
+        .and_then(|p| p.metadata.uid.clone())
+        .unwrap_or_default();
+    // Other incarnations of this name, or everything when the pod is gone.
+    let stale: Vec<api::PodSandbox> = rt
+        .sandboxes
+        .iter()
+        .filter(|s| PodRuntime::uid_of(s) != uid)
+        .cloned()
+        .collect();
+    for s in &stale {
+        let grace = s
+            .annotations
+            .get(config::GRACE)
+            .and_then(|g| g.parse().ok())
+            .unwrap_or(30);
+        teardown_sandbox(k, &rt, s, grace).await?;
+        let old_uid = PodRuntime::uid_of(s).to_owned();
+        let _ = volumes::teardown(&k.dirs.pods, &old_uid);
+        k.state().waiting.remove(&old_uid);
+        k.state().backoff.retain(|(u, _), _| *u != old_uid);
+    }
+    let Some(pod) = pod else {
+        return Ok(None);
+    };
+    if pod.metadata.deletion_timestamp.is_some() {
+        return terminate(k, &pod, &rt).await.map(|_| None);
+    }
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default();
+    if phase == "Succeeded" || phase == "Failed" {
+        // Finished: containers stay for their logs, the sandbox goes (its IP is released).
+        for s in rt.sandboxes.iter().filter(|s| PodRuntime::uid_of(s) == uid) {
+            stop_running(k, &rt, &s.id, 0).await?;
+            k.cri.stop_sandbox(&s.id).await?;
+        }
+        return Ok(None);
+    }
+    run(k, &pod, &rt).await
+}
+
+async fn stop_running(
+    k: &Kubelet,
+    rt: &PodRuntime,
+    sandbox: &str,
+    grace: i64,
+) -> Result<(), Error> {
+    let running: Vec<&Instance> = rt
+        .instances
+        .iter()
+        .filter(|i| i.sandbox_id == sandbox && i.running())
+        .collect();
+    let stops = running.iter().map(|i| k.cri.stop_container(&i.id, grace));
+    for r in futures::future::join_all(stops).await {
+        r?;
+    }
+    Ok(())
+}
+
+async fn teardown_sandbox(
+    k: &Kubelet,
+    rt: &PodRuntime,
+    s: &api::PodSandbox,
+    grace: i64,
+) -> Result<(), Error> {
+    stop_running(k, rt, &s.id, grace).await?;
+    k.cri.stop_sandbox(&s.id).await?;
+    for i in rt.instances.iter().filter(|i| i.sandbox_id == s.id) {
+        k.cri.remove_container(&i.id).await?;
+    }
+    k.cri.remove_sandbox(&s.id).await?;
+    Ok(())
+}
+
+/// A pod being deleted: preStop hooks, SIGTERM, SIGKILL after the grace period, then the
+/// sandbox goes and the pod is removed from the API.
+async fn terminate(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<(), Error> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let grace = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
+        .unwrap_or(30);
+    let ours: Vec<&api::PodSandbox> = rt
+        .sandboxes
+        .iter()
+        .filter(|s| PodRuntime::uid_of(s) == uid)
+        .collect();
+    let running: Vec<&Instance> = rt
+        .instances
+        .iter()
+        .filter(|i| i.uid == uid && i.running())
+        .collect();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let stops = running.iter().map(|i| {
+        let c = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == i.name);
+        let k = k.clone();
+        async move {
+            if let Some(c) = c {
+                k.recorder.event(
+                    pod,
+                    EventType::Normal,
+                    "Killing",
+                    format!("Stopping container {}", c.name),
+                );
+                if let Some(cmd) = c
+                    .lifecycle
+                    .as_ref()
+                    .and_then(|l| l.pre_stop.as_ref())
+                    .and_then(|h| h.exec.as_ref())
+                    .and_then(|e| e.command.clone())
+                {
+                    let _ = exec_sync(&k, &i.id, cmd, grace).await;
+                }
+            }
+            k.cri.stop_container(&i.id, grace).await
+        }
+    });
+    for r in futures::future::join_all(stops).await {
+        r?;
+    }
+    for s in &ours {
+        teardown_sandbox(k, rt, s, 0).await?;
+    }
+    let _ = volumes::teardown(&k.dirs.pods, &uid);
+    if k.state().deleted.insert(uid.clone()) {
+        let api: Api<Pod> = Api::namespaced(
+            k.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&pod.name_any(), &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => {
+                k.state().deleted.remove(&uid);
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn exec_sync(
+    k: &Kubelet,
+    id: &str,
+    cmd: Vec<String>,
+    timeout: i64,
+) -> Result<api::ExecSyncResponse, cri::Error> {
+    Ok(k.cri
+        .runtime
+        .clone()
+        .exec_sync(api::ExecSyncRequest {
+            container_id: id.to_owned(),
+            cmd,
+            timeout,
+        })
+        .await
+        .map_err(cri::call("ExecSync"))?
+        .into_inner())
+}
+
+/// What one pass decided for a container that is not running.
+enum Next {
+    /// Leave it (running, done, or waiting for its turn).
+    Wait,
+    /// Start it now.
+    Start,
+    /// Start it after this long (back-off).
+    After(Duration),
+}
+
+fn backoff_key(uid: &str, name: &str) -> (String, String) {
+    (uid.to_owned(), name.to_owned())
+}
+
+/// Whether a container whose latest instance exited may restart now.
+fn restart_delay(k: &Kubelet, uid: &str, name: &str, last: &Instance) -> Next {
+    let mut state = k.state();
+    let finished = last.status.finished_at;
+    let key = backoff_key(uid, name);
+    // The back-off entry is keyed to the exit it was computed for: a new exit doubles it.
+    let entry = state.backoff.get(&key).copied();
+    let now = Instant::now();
+    match entry {
+        None => {
+            state.backoff.insert(key, (BACKOFF_START, now));
+            Next::Start
+        }
+        Some((delay, not_before)) => {
+            if now >= not_before {
+                // The exit happened after the last restart: wait out the current delay.
+                let since_exit = Duration::from_nanos(
+                    (Timestamp::now().as_nanosecond() - i128::from(finished)).max(0) as u64,
+                );
+                if since_exit >= delay {
+                    state
+                        .backoff
+                        .insert(key, ((delay * 2).min(BACKOFF_MAX), now + delay));
+                    Next::Start
+                } else {
+                    Next::After(delay - since_exit)
+                }
+            } else {
+                Next::After(not_before - now)
+            }
+        }
+    }
+}
+
+/// A running pod's sync.
+async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Duration>, Error> {
+    let (name, _, uid) = config::ids(pod);
+    let spec = pod.spec.clone().unwrap_or_default();
+    let restart = spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
+    let host_network = spec.host_network.unwrap_or(false);
+    let mut requeue: Option<Duration> = None;
+    let mut soonest = |d: Duration| {
+        requeue = Some(requeue.map_or(d, |r: Duration| r.min(d)));
+    };
+
+    // Sandbox.
+    let mut instances = rt.of_uid(uid);
+    let (sandbox_id, sandbox_config, ip) = match rt.ready_sandbox(uid) {
+        Some(s) => {
+            let attempt = s.metadata.as_ref().map_or(0, |m| m.attempt);
+            let ip = if host_network {
+                k.node_ip.clone()
+            } else {
+                k.cri
+                    .sandbox_status(&s.id)
+                    .await?
+                    .network
+                    .map(|n| n.ip)
+                    .unwrap_or_default()
+            };
+            (
+                s.id.clone(),
+                config::sandbox(pod, attempt, &k.dirs.logs, &k.dns),
+                ip,
+            )
+        }
+        None => {
+            // A pod whose containers all finished for good does not get a new sandbox.
+            let done = !instances.is_empty()
+                && restart != "Always"
+                && spec.containers.iter().all(|c| {
+                    instances_of(&instances, &c.name).last().is_some_and(|i| {
+                        i.exited() && (restart == "Never" || i.status.exit_code == 0)
+                    })
+                });
+            if done {
+                return report(k, pod, rt, None).await.map(|_| None);
+            }
+            let attempt = rt
+                .sandboxes
+                .iter()
+                .filter(|s| PodRuntime::uid_of(s) == uid)
+                .count() as u32;
+            for s in rt.sandboxes.iter().filter(|s| PodRuntime::uid_of(s) == uid) {
+                teardown_sandbox(k, rt, s, 0).await?;
+            }
+            instances.retain(|_| false);
+            std::fs::create_dir_all(config::log_directory(&k.dirs.logs, pod))?;
+            let cfg = config::sandbox(pod, attempt, &k.dirs.logs, &k.dns);
+            let id = k
+                .cri
+                .runtime
+                .clone()
+                .run_pod_sandbox(api::RunPodSandboxRequest {
+                    config: Some(cfg.clone()),
+                    runtime_handler: String::new(),
+                })
+                .await
+                .map_err(cri::call("RunPodSandbox"));
+            let id = match id {
+                Ok(r) => r.into_inner().pod_sandbox_id,
+                Err(e) => {
+                    k.recorder.event(
+                        pod,
+                        EventType::Warning,
+                        "FailedCreatePodSandBox",
+                        format!("Failed to create pod sandbox: {e}"),
+                    );
+                    return Err(e.into());
+                }
+            };
+            let ip = if host_network {
+                k.node_ip.clone()
+            } else {
+                k.cri
+                    .sandbox_status(&id)
+                    .await?
+                    .network
+                    .map(|n| n.ip)
+                    .unwrap_or_default()
+            };
+            (id, cfg, ip)
+        }
+    };
+    let pod_ips: Vec<String> = vec![ip.clone()]
+        .into_iter()
+        .filter(|i| !i.is_empty())
+        .collect();
+    let pod_dir = volumes::pod_dir(&k.dirs.pods, uid);
+    let hosts = pod_dir.join("etc-hosts");
+    if !host_network {
+        std::fs::create_dir_all(&pod_dir)?;
+        let text = config::hosts_file(pod, &ip);
+        if std::fs::read_to_string(&hosts).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&hosts, text)?;
+        }
+    }
+
+    // Volumes.
+    let vctx = volumes::Context {
+        sources: Sources {
+            config_maps: &k.config_maps,
+            secrets: &k.secrets,
+        },
+        claims: &k.claims,
+        volumes: &k.volumes,
+        host_ip: &k.node_ip,
+        pod_ips: &pod_ips,
+    };
+    let vols = match volumes::setup(&k.dirs.pods, pod, &vctx) {
+        Ok(v) => v,
+        Err(e) => {
+            k.recorder
+                .event(pod, EventType::Warning, "FailedMount", e.to_string());
+            report(k, pod, rt, Some(ip)).await?;
+            return Err(e.into());
+        }
+    };
+
+    // Liveness and startup failures: kill, the restart policy decides the rest.
+    for i in instances.iter().filter(|i| i.running()) {
+        if let Some(reason) = k.probes.take_failure(&i.id) {
+            k.recorder.event(
+                pod,
+                EventType::Normal,
+                "Killing",
+                format!("Container {} {reason}, will be restarted", i.name),
+            );
+            let grace = spec.termination_grace_period_seconds.unwrap_or(30);
+            k.cri.stop_container(&i.id, grace).await?;
+        }
+    }
+    let instances = if instances.iter().any(|i| i.running()) {
+        PodRuntime::list(
+            &k.cri,
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            name,
+        )
+        .await?
+        .of_uid(uid)
+        .into_iter()
+        .filter(|i| i.sandbox_id == sandbox_id)
+        .collect::<Vec<_>>()
+    } else {
+        instances
+            .into_iter()
+            .filter(|i| i.sandbox_id == sandbox_id)
+            .collect()
+    };
+
+    let plan = |c: &Container, init: bool| -> Next {
+        let all = instances_of(&instances, &c.name);
+        match all.last() {
+            None => Next::Start,
+            Some(l) if l.running() => Next::Wait,
+            Some(l) if !l.exited() => Next::Wait,
+            Some(l) => {
+                let policy = if init && !is_sidecar(c) {
+                    if restart == "Never" {
+                        "Never"
+                    } else {
+                        "OnFailure"
+                    }
+                } else if init {
+                    "Always"
+                } else {
+                    restart.as_str()
+                };
+                let again = match policy {
+                    "Always" => true,
+                    "OnFailure" => l.status.exit_code != 0,
+                    _ => false,
+                };
+                if again {
+                    restart_delay(k, uid, &c.name, l)
+                } else {
+                    Next::Wait
+                }
+            }
+        }
+    };
+    let mut waiting: HashMap<String, (String, String)> =
+        k.state().waiting.get(uid).cloned().unwrap_or_default();
+    let mut start: Vec<&Container> = Vec::new();
+    let mut initialized = true;
+    for c in spec.init_containers.iter().flatten() {
+        let all = instances_of(&instances, &c.name);
+        let last = all.last();
+        if is_sidecar(c) {
+            match plan(c, true) {
+                Next::Start => start.push(c),
+                Next::After(d) => {
+                    soonest(d);
+                    waiting.insert(c.name.clone(), crash_loop(c, pod, d));
+                }
+                Next::Wait => {}
+            }
+            if !last.is_some_and(|l| l.running() && k.probes.started(c, &l.id)) {
+                initialized = false;
+                break;
+            }
+            continue;
+        }
+        if last.is_some_and(|l| l.exited() && l.status.exit_code == 0) {
+            continue;
+        }
+        initialized = false;
+        match plan(c, true) {
+            Next::Start => start.push(c),
+            Next::After(d) => {
+                soonest(d);
+                waiting.insert(c.name.clone(), crash_loop(c, pod, d));
+            }
+            Next::Wait => {}
+        }
+        break;
+    }
+    if initialized {
+        for c in &spec.containers {
+            match plan(c, false) {
+                Next::Start => start.push(c),
+                Next::After(d) => {
+                    soonest(d);
+                    waiting.insert(c.name.clone(), crash_loop(c, pod, d));
+                }
+                Next::Wait => {}
+            }
+        }
+    }
+    for c in start {
+        waiting.remove(&c.name);
+        let attempt = rt
+            .instances
+            .iter()
+            .filter(|i| i.uid == uid && i.name == c.name)
+            .map(|i| i.attempt + 1)
+            .max()
+            .unwrap_or(0);
+        match start_container(
+            k,
+            pod,
+            c,
+            attempt,
+            &sandbox_id,
+            &sandbox_config,
+            &vols,
+            &pod_ips,
+            (!host_network).then_some(hosts.as_path()),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(Failure::Waiting(reason, message, delay)) => {
+                if let Some(d) = delay {
+                    soonest(d);
+                }
+                waiting.insert(c.name.clone(), (reason, message));
+            }
+            Err(Failure::Other(e)) => return Err(e),
+        }
+    }
+    k.state().waiting.insert(uid.to_owned(), waiting);
+    prune_exited(k, &instances).await;
+    let fresh = PodRuntime::list(
+        &k.cri,
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        name,
+    )
+    .await?;
+    for i in fresh.of_uid(uid).iter().filter(|i| i.running()) {
+        if let Some(c) = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == i.name)
+        {
+            k.probes.ensure(k, pod, c, &i.id, &ip);
+        }
+    }
+    report(k, pod, &fresh, Some(ip)).await?;
+    Ok(requeue)
+}
+
+fn crash_loop(c: &Container, pod: &Pod, d: Duration) -> (String, String) {
+    let (name, ns, uid) = config::ids(pod);
+    let secs = d.as_secs().max(1);
+    (
+        "CrashLoopBackOff".into(),
+        format!(
+            "back-off {secs}s restarting failed container={} pod={name}_{ns}({uid})",
+            c.name
+        ),
+    )
+}
+
+/// Removes exited instances older than the previous one of each container (the previous
+/// one stays for `logs --previous`).
+async fn prune_exited(k: &Kubelet, instances: &[Instance]) {
+    let mut by_name: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
+    for i in instances {
+        by_name.entry(i.name.as_str()).or_default().push(i);
+    }
+    for (_, mut v) in by_name {
+        v.sort_by_key(|i| i.attempt);
+        let n = v.len();
+        for i in v
+            .into_iter()
+            .take(n.saturating_sub(2))
+            .filter(|i| i.exited())
+        {
+            let _ = k.cri.remove_container(&i.id).await;
+        }
+    }
+}
+
+pub(crate) enum Failure {
+    /// The container waits with this reason and message, retried after the delay.
+    Waiting(String, String, Option<Duration>),
+    /// Something else went wrong.
+    Other(Error),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_container(
+    k: &Arc<Kubelet>,
+    pod: &Pod,
+    c: &Container,
+    attempt: u32,
+    sandbox_id: &str,
+    sandbox_config: &api::PodSandboxConfig,
+    vols: &BTreeMap<String, HostVolume>,
+    pod_ips: &[String],
+    hosts: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let (_, _, uid) = config::ids(pod);
+    let image = super::pull::ensure_image(k, pod, c).await?;
+    let sources = Sources {
+        config_maps: &k.config_maps,
+        secrets: &k.secrets,
+    };
+    let env = match container_env(pod, c, &sources, &k.node_ip, pod_ips, &k.allocatable) {
+        Ok(e) => e,
+        Err(e) => {
+            k.recorder
+                .event(pod, EventType::Warning, "Failed", format!("Error: {e}"));
+            return Err(Failure::Waiting(
+                "CreateContainerConfigError".into(),
+                e.0,
+                Some(Duration::from_secs(2)),
+            ));
+        }
+    };
+    let term_dir = volumes::pod_dir(&k.dirs.pods, uid)
+        .join("containers")
+        .join(&c.name);
+    let term_file = term_dir.join(attempt.to_string());
+    let made = std::fs::create_dir_all(&term_dir).and_then(|()| std::fs::write(&term_file, b""));
+    if let Err(e) = made {
+        return Err(Failure::Other(e.into()));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&term_file, std::fs::Permissions::from_mode(0o666));
+    let cfg = config::container(
+        pod,
+        c,
+        ContainerInputs {
+            image,
+            env,
+            volumes: vols,
+            hosts_file: hosts,
+            termination_file: &term_file,
+            attempt,
+            node_memory: k.node_memory(),
+        },
+    );
+    let created = k
+        .cri
+        .runtime
+        .clone()
+        .create_container(api::CreateContainerRequest {
+            pod_sandbox_id: sandbox_id.to_owned(),
+            config: Some(cfg),
+            sandbox_config: Some(sandbox_config.clone()),
+        })
+        .await
+        .map_err(cri::call("CreateContainer"));
+    let id = match created {
+        Ok(r) => r.into_inner().container_id,
+        Err(e) => {
+            k.recorder
+                .event(pod, EventType::Warning, "Failed", format!("Error: {e}"));
+            return Err(Failure::Waiting(
+                "CreateContainerError".into(),
+                e.to_string(),
+                Some(Duration::from_secs(5)),
+            ));
+        }
+    };
+    k.recorder.event(
+        pod,
+        EventType::Normal,
+        "Created",
+        format!("Created container: {}", c.name),
+    );
+    let started = k
+        .cri
+        .runtime
+        .clone()
+        .start_container(api::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .map_err(cri::call("StartContainer"));
+    if let Err(e) = started {
+        k.recorder
+            .event(pod, EventType::Warning, "Failed", format!("Error: {e}"));
+        return Err(Failure::Other(e.into()));
+    }
+    k.recorder.event(
+        pod,
+        EventType::Normal,
+        "Started",
+        format!("Started container {}", c.name),
+    );
+    if let Some(cmd) = c
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.post_start.as_ref())
+        .and_then(|h| h.exec.as_ref())
+        .and_then(|e| e.command.clone())
+    {
+        let ok = exec_sync(k, &id, cmd, 30)
+            .await
+            .is_ok_and(|r| r.exit_code == 0);
+        if !ok {
+            k.recorder.event(
+                pod,
+                EventType::Warning,
+                "FailedPostStartHook",
+                format!("PostStartHook failed for container {}", c.name),
+            );
+            let _ = k.cri.stop_container(&id, 0).await;
+        }
+    }
+    Ok(())
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+pub(crate) fn waiting(reason: &str, message: String, delay: Duration) -> Failure {
+    Failure::Waiting(reason.to_owned(), message, Some(delay))
+}
+
+pub(crate) use self::Failure as StartFailure;
+
+/// Computes the status and writes it when it changed.
+async fn report(k: &Kubelet, pod: &Pod, rt: &PodRuntime, ip: Option<String>) -> Result<(), Error> {
+    let (_, ns, uid) = config::ids(pod);
+    let instances = rt.of_uid(uid);
+    let waiting = k.state().waiting.get(uid).cloned().unwrap_or_default();
+    let ready = |c: &Container, id: &str| k.probes.ready(c, id);
+    let started = |c: &Container, id: &str| k.probes.started(c, id);
+    let status = pod_status(&Observed {
+        pod,
+        sandbox_ip: ip.filter(|i| !i.is_empty()),
+        instances: &instances,
+        waiting: &waiting,
+        ready: &ready,
+        started: &started,
+        host_ip: &k.node_ip,
+        now: Timestamp::now(),
+    });
+    if pod.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<Pod> = Api::namespaced(k.client.clone(), ns);
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(
+        &pod.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
