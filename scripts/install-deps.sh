@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing Tugboat needs on Debian 12, skipping what is present:
 # the Debian packages (etcd for the etcd backend and its tests, protoc for gRPC code, a C
-# toolchain, tzdata for CronJob time zones) and, if cargo is missing, a Rust toolchain through rustup.
+# toolchain, tzdata for CronJob time zones, containerd + runc + the CNI plugins + iptables for
+# the kubelet, busybox-static for the tests' container image) and, if cargo is missing, a Rust toolchain through rustup.
 set -euo pipefail
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-packages=(etcd-server protobuf-compiler build-essential ca-certificates curl tzdata)
+packages=(etcd-server protobuf-compiler build-essential ca-certificates curl tzdata
+  containerd runc containernetworking-plugins iptables busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

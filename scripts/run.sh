@@ -12,7 +12,9 @@ echo "built target/release/tug ($(target/release/tug version | head -n1))"
 
 args=()
 if [ "$(id -u)" -ne 0 ]; then
-  # /var/lib/tug needs root; keep state in the user's home instead.
-  args+=(--data-dir "${XDG_DATA_HOME:-$HOME/.local/share}/tug")
+  # /var/lib/tug and running containers need root: keep state in the user's home and run
+  # the control plane only.
+  echo "not root: starting the control plane without the node agent (run as root for a node)" >&2
+  args+=(--data-dir "${XDG_DATA_HOME:-$HOME/.local/share}/tug" --disable-agent)
 fi
 exec target/release/tug server "${args[@]}" "$@"

@@ -128,6 +128,8 @@ impl Containerd {
     /// Writes the config and starts containerd; returns once its socket answers.
     pub async fn start(layout: &Layout) -> Result<Self, Error> {
         let exe = which("containerd").ok_or(Error::Missing)?;
+        // A containerd left by a tug that was killed holds the database lock.
+        stop_stale(&layout.config_path()).await;
         for dir in [&layout.dir, &layout.cni_conf_dir] {
             std::fs::create_dir_all(dir).map_err(|source| Error::Io {
                 path: dir.clone(),
@@ -186,11 +188,7 @@ impl Containerd {
     /// Stops containerd: SIGTERM, then SIGKILL after 10 s. Containers keep running.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status()
-                .await;
+            signal(pid, rustix::process::Signal::TERM);
             if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
                 .await
                 .is_ok()
@@ -199,6 +197,51 @@ impl Containerd {
             }
         }
         let _ = self.child.kill().await;
+    }
+}
+
+fn signal(pid: u32, sig: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+/// containerd processes started with `--config <config>`.
+pub fn stale(config: &Path) -> Vec<u32> {
+    let want = config.as_os_str().as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            args.first().is_some_and(|a| a.ends_with(b"containerd"))
+                && args.windows(2).any(|w| w[0] == b"--config" && w[1] == want)
+        })
+        .collect()
+}
+
+/// Stops containerd processes of `config` that are not ours (SIGTERM, SIGKILL after 10 s).
+pub async fn stop_stale(config: &Path) {
+    let pids = stale(config);
+    if pids.is_empty() {
+        return;
+    }
+    tracing::info!(?pids, "stopping a containerd left running by an earlier tug");
+    for pid in &pids {
+        signal(*pid, rustix::process::Signal::TERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stale(config).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for pid in stale(config) {
+        signal(pid, rustix::process::Signal::KILL);
     }
 }
 

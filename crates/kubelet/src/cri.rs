@@ -78,6 +78,20 @@ impl Cri {
         })
     }
 
+    /// Connects and waits (at most 30 s) until the runtime answers: containerd's socket
+    /// opens before its CRI plugin is initialized.
+    pub async fn connect_ready(path: &Path) -> Result<Self, Error> {
+        let cri = Self::connect(path).await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match cri.sandboxes().await {
+                Ok(_) => return Ok(cri),
+                Err(e) if std::time::Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
     /// The runtime's name and version, e.g. ("containerd", "1.6.20~ds1").
     pub async fn version(&self) -> Result<(String, String), Error> {
         let v = self

@@ -97,6 +97,33 @@ pub fn preflight(opts: &Options) -> Result<(), Error> {
     Ok(())
 }
 
+/// Stops every pod sandbox (and so every container) of the kubelet whose state is under
+/// `dir` (`<data-dir>/agent`), then its containerd, and unmounts the pods' volumes — what
+/// k3s's killall script does. Returns how many sandboxes were removed.
+pub async fn kill_all(dir: &std::path::Path) -> Result<usize, Error> {
+    let layout = containerd::Layout {
+        dir: dir.join("containerd"),
+        cni_conf_dir: dir.join("etc/cni/net.d"),
+        sandbox_image: SANDBOX_IMAGE.to_owned(),
+    };
+    if !layout.config_path().exists() {
+        return Ok(0);
+    }
+    let c = containerd::Containerd::start(&layout).await?;
+    let cri = cri::Cri::connect_ready(c.socket()).await?;
+    let sandboxes = cri.sandboxes().await?;
+    for s in &sandboxes {
+        cri.stop_sandbox(&s.id).await?;
+        cri.remove_sandbox(&s.id).await?;
+    }
+    c.stop().await;
+    for entry in std::fs::read_dir(dir.join("pods")).into_iter().flatten().flatten() {
+        let uid = entry.file_name().to_string_lossy().into_owned();
+        let _ = pods::volumes::teardown(&dir.join("pods"), &uid);
+    }
+    Ok(sandboxes.len())
+}
+
 /// Runs the kubelet until the future is dropped or something fatal happens.
 pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     let started = Instant::now();
@@ -114,7 +141,7 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
             (Some(c), s)
         }
     };
-    let cri = cri::Cri::connect(&socket).await?;
+    let cri = cri::Cri::connect_ready(&socket).await?;
     let version = cri.version().await?;
     tracing::info!(runtime = %format!("{}://{}", version.0, version.1), elapsed_ms = started.elapsed().as_millis() as u64, "container runtime ready");
 

@@ -5,6 +5,7 @@ mod agent;
 mod bench;
 mod components;
 mod controller_manager;
+mod killall;
 mod scheduler;
 mod server;
 mod version;
@@ -32,6 +33,8 @@ enum Command {
     Scheduler(scheduler::SchedulerArgs),
     /// Run the controllers alone, against a server.
     ControllerManager(controller_manager::ControllerManagerArgs),
+    /// Stop every container the node agent of a data dir started, and its containerd.
+    Killall(killall::KillallArgs),
     /// Measure Tugboat against its peers, side by side.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -61,6 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => server::run(*args).await,
         Command::Agent(args) => agent::run(*args).await,
+        Command::Killall(args) => killall::run(args).await,
         Command::Scheduler(args) => scheduler::run(args).await,
         Command::ControllerManager(args) => controller_manager::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,

@@ -37,6 +37,8 @@ pub struct Server {
     pub lines: mpsc::Receiver<String>,
     /// The extra arguments it was started with.
     extra: Vec<String>,
+    /// Whether it runs a kubelet (its containers are stopped on drop).
+    agent: bool,
 }
 
 /// Spawns `tug server` on `port` with `dir` as data dir; returns it and its log lines.
@@ -78,9 +80,40 @@ impl Server {
 
     /// Starts `tug server`, kubelet included unless `extra` says otherwise.
     pub fn start_with_agent(extra: &[&str]) -> Server {
+        Self::start_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// Starts `tug server` with its kubelet, as a one-node cluster of its own: a unique node
+    /// name, kubelet port and cluster CIDR (tests run side by side), and the busybox test
+    /// image placed in `<data-dir>/agent/images/` for the kubelet to import. Call only when
+    /// [`can_run_containers`] says so.
+    pub fn start_node(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("agent/images");
+        std::fs::create_dir_all(&images).unwrap();
+        std::fs::copy(busybox_archive(), images.join("busybox.tar")).unwrap();
+        let port = free_port();
+        let (node, kubelet_port) = (format!("node-{port}"), free_port().to_string());
+        // 10.100.0.0/16 … 10.227.0.0/16: distinct per server, away from common LAN ranges.
+        let cidr = format!("10.{}.0.0/16", 100 + port % 128);
+        let mut args = vec![
+            "--node-name",
+            node.as_str(),
+            "--kubelet-port",
+            kubelet_port.as_str(),
+            "--cluster-cidr",
+            cidr.as_str(),
+            "--node-ip",
+            "127.0.0.1",
+        ];
+        args.extend_from_slice(extra);
+        Self::start_in(dir, &args)
+    }
+
+    fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
         let port = free_port();
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let agent = !extra.iter().any(|a| a == "--disable-agent");
         let (child, lines) = spawn(dir.path(), port, &extra);
         let server = Server {
             child,
@@ -88,6 +121,7 @@ impl Server {
             dir,
             lines,
             extra,
+            agent,
         };
         server.wait_for_log("API server listening");
         server
@@ -131,8 +165,65 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.agent {
+            // Stopping tug leaves containers running (as k3s); stop them and containerd.
+            let _ = tug()
+                .args(["killall", "--data-dir"])
+                .arg(self.dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
+
+/// Whether this machine can run real containers for the tests (root, containerd, runc and
+/// the CNI plugins installed); prints why not. CI installs them and runs as root.
+pub fn can_run_containers() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|v| v.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    let found = |p: &str| Path::new(p).exists();
+    let missing: Vec<&str> = [
+        ("root", root),
+        ("containerd", found("/usr/bin/containerd")),
+        ("runc", found("/usr/sbin/runc") || found("/usr/bin/runc")),
+        ("CNI plugins", found("/usr/lib/cni/bridge") || found("/opt/cni/bin/bridge")),
+        ("busybox-static", found("/bin/busybox") || found("/usr/bin/busybox")),
+    ]
+    .into_iter()
+    .filter(|(_, ok)| !ok)
+    .map(|(what, _)| what)
+    .collect();
+    if !missing.is_empty() {
+        eprintln!("skipped: real containers need {missing:?} (scripts/install-deps.sh)");
+    }
+    missing.is_empty()
+}
+
+/// The busybox image archive (`tug.local/busybox:1`), built once per test binary by
+/// `tug image build-busybox`.
+pub fn busybox_archive() -> &'static Path {
+    static ARCHIVE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ARCHIVE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tug-test-images-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("busybox.tar");
+        let (ok, out, err) = run(tug()
+            .args(["image", "build-busybox", "--name", BUSYBOX, "-o"])
+            .arg(&path));
+        assert!(ok, "tug image build-busybox failed: {err}{out}");
+        path
+    })
+}
+
+/// The test workload image: Debian's static busybox, every applet linked.
+pub const BUSYBOX: &str = "tug.local/busybox:1";
 
 /// A child process (`tug agent`, `tug scheduler`, …) killed on drop.
 pub struct Process(pub Child);
