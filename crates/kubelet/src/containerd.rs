@@ -201,7 +201,10 @@ impl Containerd {
 }
 
 fn signal(pid: u32, sig: rustix::process::Signal) {
-    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
         let _ = rustix::process::kill_process(pid, sig);
     }
 }
@@ -232,7 +235,10 @@ pub async fn stop_stale(config: &Path) {
     if pids.is_empty() {
         return;
     }
-    tracing::info!(?pids, "stopping a containerd left running by an earlier tug");
+    tracing::info!(
+        ?pids,
+        "stopping a containerd left running by an earlier tug"
+    );
     for pid in &pids {
         signal(*pid, rustix::process::Signal::TERM);
     }

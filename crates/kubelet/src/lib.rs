@@ -10,6 +10,7 @@
 pub mod cni;
 pub mod containerd;
 pub mod cri;
+pub mod image;
 pub mod node;
 pub mod pods;
 
@@ -27,7 +28,7 @@ use kube::Api;
 use tug_runtime::{Change, Informer, ObjectKey, Queue};
 
 /// The sandbox (pause) image the kubelet makes and imports itself.
-pub const SANDBOX_IMAGE: &str = "localhost/tugboat/pause:1";
+pub const SANDBOX_IMAGE: &str = image::PAUSE_IMAGE;
 
 /// What stops the kubelet.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,36 @@ pub enum Error {
     /// The host refused.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// An image could not be made or imported.
+    #[error(transparent)]
+    Image(#[from] image::Error),
+}
+
+/// Imports the pause image (unless the runtime has it) and every archive in `images_dir`
+/// (`<data-dir>/agent/images`, as k3s's airgap images).
+async fn import_images(
+    cri: &cri::Cri,
+    socket: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<(), Error> {
+    let has_pause = cri.image_id(SANDBOX_IMAGE).await.ok().flatten().is_some();
+    let (socket, dir) = (socket.to_path_buf(), dir.to_path_buf());
+    let imported = tokio::task::spawn_blocking(move || -> Result<Vec<String>, image::Error> {
+        let mut imported = Vec::new();
+        if !has_pause {
+            let path = dir.join("containerd/pause.tar");
+            image::pause_archive().save(&path)?;
+            imported.extend(image::import(&socket, &path)?);
+        }
+        imported.extend(image::import_dir(&socket, &dir.join("images"))?);
+        Ok(imported)
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    if !imported.is_empty() {
+        tracing::info!(?imported, "images imported");
+    }
+    Ok(())
 }
 
 /// Settings of a kubelet.
@@ -117,7 +148,24 @@ pub async fn kill_all(dir: &std::path::Path) -> Result<usize, Error> {
         cri.remove_sandbox(&s.id).await?;
     }
     c.stop().await;
-    for entry in std::fs::read_dir(dir.join("pods")).into_iter().flatten().flatten() {
+    // The node's bridge (named in its CNI config); pods' veths went with their sandboxes.
+    let conf =
+        std::fs::read_to_string(layout.cni_conf_dir.join(cni::CONF_FILE)).unwrap_or_default();
+    if let Some(bridge) = serde_json::from_str::<serde_json::Value>(&conf)
+        .ok()
+        .and_then(|v| v["plugins"][0]["bridge"].as_str().map(str::to_owned))
+    {
+        let _ = tokio::process::Command::new("ip")
+            .args(["link", "delete", &bridge])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await;
+    }
+    for entry in std::fs::read_dir(dir.join("pods"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let uid = entry.file_name().to_string_lossy().into_owned();
         let _ = pods::volumes::teardown(&dir.join("pods"), &uid);
     }
@@ -142,6 +190,7 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
         }
     };
     let cri = cri::Cri::connect_ready(&socket).await?;
+    import_images(&cri, &socket, &opts.dir).await?;
     let version = cri.version().await?;
     tracing::info!(runtime = %format!("{}://{}", version.0, version.1), elapsed_ms = started.elapsed().as_millis() as u64, "container runtime ready");
 

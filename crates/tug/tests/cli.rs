@@ -105,6 +105,56 @@ fn bad_input_is_a_clear_error() {
 }
 
 #[test]
+fn image_import_of_a_missing_file_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.tar");
+    let out = tug()
+        .args(["image", "import", "--data-dir"])
+        .arg(dir.path())
+        .arg(&missing)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end(),
+        format!("error: image archive {} does not exist", missing.display())
+    );
+    fails_with(
+        &[
+            "image",
+            "import",
+            "--address",
+            "/a.sock",
+            "--data-dir",
+            "/d",
+            "x.tar",
+        ],
+        "cannot be used with",
+    );
+    fails_with(&["image", "import"], "FILE");
+}
+
+#[test]
+fn image_build_pause_writes_an_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pause.tar");
+    let out = tug()
+        .args(["image", "build-pause", "-o"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("localhost/tugboat/pause:1"));
+    assert!(std::fs::metadata(&path).unwrap().len() > 0);
+}
+
+#[test]
 fn server_opens_its_store_and_stops_on_sigint() {
     let mut server = common::Server::start(&[]);
     let db = server.data_dir().join("server/db");

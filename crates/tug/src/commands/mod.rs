@@ -5,6 +5,7 @@ mod agent;
 mod bench;
 mod components;
 mod controller_manager;
+mod image;
 mod killall;
 mod scheduler;
 mod server;
@@ -35,6 +36,9 @@ enum Command {
     ControllerManager(controller_manager::ControllerManagerArgs),
     /// Stop every container the node agent of a data dir started, and its containerd.
     Killall(killall::KillallArgs),
+    /// Container images without a registry: import archives, build the built-in ones.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Measure Tugboat against its peers, side by side.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -67,6 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Killall(args) => killall::run(args).await,
         Command::Scheduler(args) => scheduler::run(args).await,
         Command::ControllerManager(args) => controller_manager::run(args).await,
+        Command::Image(cmd) => image::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Version => {
             version::print();

@@ -193,8 +193,14 @@ pub fn can_run_containers() -> bool {
         ("root", root),
         ("containerd", found("/usr/bin/containerd")),
         ("runc", found("/usr/sbin/runc") || found("/usr/bin/runc")),
-        ("CNI plugins", found("/usr/lib/cni/bridge") || found("/opt/cni/bin/bridge")),
-        ("busybox-static", found("/bin/busybox") || found("/usr/bin/busybox")),
+        (
+            "CNI plugins",
+            found("/usr/lib/cni/bridge") || found("/opt/cni/bin/bridge"),
+        ),
+        (
+            "busybox-static",
+            found("/bin/busybox") || found("/usr/bin/busybox"),
+        ),
     ]
     .into_iter()
     .filter(|(_, ok)| !ok)

@@ -1,0 +1,383 @@
+//! End to end with real containers: `tug server` with its kubelet on containerd, driven by
+//! kubectl — deployments serving from their pod IPs, init containers and emptyDir, restart
+//! back-off, probes, jobs, OOM kills, ConfigMap and Secret volumes and env (and their
+//! updates), graceful deletion, and a restart of `tug server` leaving containers running.
+//! Each test is its own one-node cluster. Skipped (with a message) where containers cannot
+//! run; CI installs containerd and runs as root.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{can_run_containers, wait_until, Kubectl, Server, BUSYBOX};
+
+const KUBECTL: u32 = 33;
+
+fn node() -> Option<(Server, Kubectl)> {
+    if !can_run_containers() {
+        return None;
+    }
+    let server = Server::start_node(&[]);
+    let k = Kubectl::new(&server, KUBECTL);
+    wait_until(60, "the node to be Ready", || {
+        k.run(&["get", "nodes", "--no-headers"])
+            .1
+            .contains(" Ready")
+    });
+    Some((server, k))
+}
+
+fn jsonpath(k: &Kubectl, args: &[&str], path: &str) -> String {
+    let template = format!("jsonpath={path}");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-o", template.as_str()]);
+    k.run(&all).1.trim().to_owned()
+}
+
+fn apply(k: &Kubectl, yaml: &str) {
+    k.ok_stdin(&["apply", "-f", "-"], yaml);
+}
+
+/// GET http://ip:port/path from the host (pods of this test only).
+fn http_get(ip: &str, port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+#[test]
+fn deployment_init_job_and_config_volumes() {
+    let Some((_server, k)) = node() else { return };
+    apply(
+        &k,
+        &format!(
+            r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: cfg}}
+data: {{greeting: hello}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: sec}}
+stringData: {{password: s3cret}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      initContainers:
+      - name: fill
+        image: {BUSYBOX}
+        command: ["sh", "-c", "echo served-by-$(POD) > /www/index.html"]
+        env:
+        - name: POD
+          valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+        volumeMounts: [{{name: www, mountPath: /www}}]
+      containers:
+      - name: httpd
+        image: {BUSYBOX}
+        command: ["sh", "-c", "echo $GREETING $PASSWORD > /www/env; exec httpd -f -p 8080 -h /www"]
+        env:
+        - name: GREETING
+          valueFrom: {{configMapKeyRef: {{name: cfg, key: greeting}}}}
+        - name: PASSWORD
+          valueFrom: {{secretKeyRef: {{name: sec, key: password}}}}
+        readinessProbe:
+          httpGet: {{path: /index.html, port: 8080}}
+          periodSeconds: 1
+        volumeMounts:
+        - {{name: www, mountPath: /www}}
+        - {{name: cfg, mountPath: /www/cfg}}
+        - {{name: sec, mountPath: /www/sec}}
+      volumes:
+      - {{name: www, emptyDir: {{}}}}
+      - {{name: cfg, configMap: {{name: cfg}}}}
+      - {{name: sec, secret: {{secretName: sec}}}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: once}}
+spec:
+  completions: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: work
+        image: {BUSYBOX}
+        command: ["sh", "-c", "echo done"]
+"#
+        ),
+    );
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    // Both replicas serve the page their init container wrote, from their pod IPs.
+    let pods = jsonpath(
+        &k,
+        &["get", "pods", "-l", "app=web"],
+        r#"{range .items[*]}{.metadata.name} {.status.podIP}{"\n"}{end}"#,
+    );
+    let pods: Vec<(String, String)> = pods
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    assert_ne!(pods[0].1, pods[1].1, "two pod IPs");
+    for (name, ip) in &pods {
+        let body = http_get(ip, 8080, "/index.html").unwrap_or_default();
+        assert_eq!(body.trim(), format!("served-by-{name}"), "from {ip}");
+    }
+    // Env from the ConfigMap and Secret, and their volumes (served by the pod's httpd).
+    let ip = &pods[0].1;
+    let get = |path: &str| http_get(ip, 8080, path).unwrap_or_default();
+    assert_eq!(get("/env").trim(), "hello s3cret");
+    assert_eq!(get("/cfg/greeting"), "hello");
+    assert_eq!(get("/sec/password"), "s3cret");
+    // Updates reach the volumes (atomically), not the env.
+    k.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "-p",
+        r#"{"data":{"greeting":"bonjour"}}"#,
+    ]);
+    k.ok(&[
+        "patch",
+        "secret",
+        "sec",
+        "-p",
+        r#"{"stringData":{"password":"n3w"}}"#,
+    ]);
+    wait_until(60, "the configMap and secret volumes to be updated", || {
+        get("/cfg/greeting") == "bonjour" && get("/sec/password") == "n3w"
+    });
+    assert_eq!(get("/env").trim(), "hello s3cret");
+    // The job ran its two completions and succeeded.
+    k.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/once",
+        "--timeout=120s",
+    ]);
+    assert_eq!(
+        jsonpath(&k, &["get", "job", "once"], "{.status.succeeded}"),
+        "2"
+    );
+    let phases = jsonpath(
+        &k,
+        &["get", "pods", "-l", "job-name=once"],
+        "{.items[*].status.phase}",
+    );
+    assert_eq!(phases, "Succeeded Succeeded");
+}
+
+#[test]
+fn restarts_back_off_probes_and_oom() {
+    let Some((_server, k)) = node() else { return };
+    apply(
+        &k,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: crash}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sh", "-c", "exit 1"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: live}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sh", "-c", "touch /tmp/healthy; sleep 3; rm /tmp/healthy; sleep 3600"]
+    livenessProbe:
+      exec: {{command: ["cat", "/tmp/healthy"]}}
+      periodSeconds: 1
+      failureThreshold: 1
+    readinessProbe:
+      exec: {{command: ["cat", "/tmp/healthy"]}}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: hog}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sh", "-c", "x=a; while true; do x=$x$x; done"]
+    resources:
+      limits: {{memory: 32Mi}}
+"#
+        ),
+    );
+    // CrashLoopBackOff, with the back-off growing between restarts.
+    wait_until(
+        90,
+        "crash to show CrashLoopBackOff after two restarts",
+        || {
+            let reason = jsonpath(
+            &k,
+            &["get", "pod", "crash"],
+            "{.status.containerStatuses[0].state.waiting.reason} {.status.containerStatuses[0].restartCount}",
+        );
+            let mut f = reason.split_whitespace();
+            f.next() == Some("CrashLoopBackOff")
+                && f.next()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| n >= 2)
+        },
+    );
+    let message = jsonpath(
+        &k,
+        &["get", "pod", "crash"],
+        "{.status.containerStatuses[0].state.waiting.message}",
+    );
+    assert!(message.starts_with("back-off "), "{message}");
+    assert_eq!(
+        jsonpath(
+            &k,
+            &["get", "pod", "crash"],
+            "{.status.containerStatuses[0].lastState.terminated.exitCode}"
+        ),
+        "1"
+    );
+    let out = k.ok(&["get", "pod", "crash"]);
+    assert!(out.contains("CrashLoopBackOff"), "{out}");
+
+    // Readiness follows the probe; a failing liveness probe restarts the container.
+    wait_until(60, "live to be Ready", || {
+        jsonpath(
+            &k,
+            &["get", "pod", "live"],
+            r#"{.status.conditions[?(@.type=="Ready")].status}"#,
+        ) == "True"
+    });
+    wait_until(60, "live to be restarted by its liveness probe", || {
+        jsonpath(
+            &k,
+            &["get", "pod", "live"],
+            "{.status.containerStatuses[0].restartCount}",
+        )
+        .parse::<u32>()
+        .is_ok_and(|n| n >= 1)
+    });
+    let events = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=live",
+    ]);
+    assert!(events.contains("Unhealthy"), "{events}");
+    assert!(events.contains("failed liveness probe"), "{events}");
+
+    // Over its memory limit: OOMKilled, and with restartPolicy Never the pod fails.
+    wait_until(90, "hog to be OOMKilled", || {
+        jsonpath(
+            &k,
+            &["get", "pod", "hog"],
+            "{.status.containerStatuses[0].state.terminated.reason}",
+        ) == "OOMKilled"
+    });
+    wait_until(30, "hog to fail", || {
+        jsonpath(&k, &["get", "pod", "hog"], "{.status.phase}") == "Failed"
+    });
+}
+
+#[test]
+fn graceful_deletion_and_server_restart() {
+    let Some((mut server, k)) = node() else {
+        return;
+    };
+    apply(
+        &k,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: stays}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: stubborn}}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+"#
+        ),
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/stays",
+        "pod/stubborn",
+        "--timeout=90s",
+    ]);
+    let id = |pod: &str| {
+        jsonpath(
+            &k,
+            &["get", "pod", pod],
+            "{.status.containerStatuses[0].containerID}",
+        )
+    };
+    let before = id("stays");
+    assert!(before.starts_with("containerd://"), "{before}");
+
+    // A container ignoring SIGTERM is killed when its grace period (3 s) ends.
+    let start = Instant::now();
+    k.ok(&["delete", "pod", "stubborn", "--timeout=60s"]);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "deleted after {took:?}: the grace period was not given"
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "deleted after {took:?}: not killed at the end of the grace period"
+    );
+
+    // Restarting tug server leaves the running container alone: same id, no restart.
+    server.restart();
+    wait_until(60, "the node to be Ready again", || {
+        k.run(&["get", "nodes", "--no-headers"])
+            .1
+            .contains(" Ready")
+    });
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/stays",
+        "--timeout=60s",
+    ]);
+    assert_eq!(id("stays"), before);
+    assert_eq!(
+        jsonpath(
+            &k,
+            &["get", "pod", "stays"],
+            "{.status.containerStatuses[0].restartCount}"
+        ),
+        "0"
+    );
+}
