@@ -5,6 +5,7 @@
 pub mod api;
 pub mod density;
 pub mod http;
+pub mod pods;
 pub mod report;
 pub mod scheduler;
 pub mod store;

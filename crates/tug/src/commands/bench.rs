@@ -19,6 +19,22 @@ pub enum BenchCommand {
     /// Hollow nodes running pods from Deployments with the whole control plane in-process:
     /// pod startup latency.
     Density(DensityArgs),
+    /// Real containers on one node (tug server with its kubelet on containerd): time to node
+    /// Ready, idle memory, pod startup latency.
+    Pods(PodsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PodsArgs {
+    /// Pods measured in all.
+    #[arg(long, default_value_t = 100)]
+    pods: usize,
+    /// Pods at a time.
+    #[arg(long, default_value_t = 20)]
+    batch: usize,
+    /// Directory for the server's data dir. Default: the temp dir.
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +121,23 @@ pub struct StoreArgs {
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Pods(a) => {
+            if a.pods == 0 || a.batch == 0 {
+                anyhow::bail!("--pods and --batch must be positive");
+            }
+            let options = tug_bench::pods::Options {
+                server_exe: std::env::current_exe().context("finding the tug binary")?,
+                pods: a.pods,
+                batch: a.batch,
+                dir: a.dir,
+                ..Default::default()
+            };
+            let table = tug_bench::pods::run(&options)
+                .await
+                .context("pods benchmark failed")?;
+            println!("{table}");
+            Ok(())
+        }
         BenchCommand::Density(a) => {
             if a.nodes == 0 || a.pods == 0 || a.deployments == 0 || a.deployments > a.pods {
                 anyhow::bail!(
