@@ -17,4 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "not root: starting the control plane without the node agent (run as root for a node)" >&2
   args+=(--data-dir "${XDG_DATA_HOME:-$HOME/.local/share}/tug" --disable-agent)
 fi
+data_dir=/var/lib/tug
+if [ "$(id -u)" -ne 0 ]; then data_dir="${XDG_DATA_HOME:-$HOME/.local/share}/tug"; fi
+echo "starting tug server; next, in another terminal: kubectl --kubeconfig $data_dir/admin.kubeconfig get nodes"
 exec target/release/tug server "${args[@]}" "$@"
