@@ -381,3 +381,79 @@ spec:
         "0"
     );
 }
+
+/// A `tug agent` whose containers are stopped when it is dropped.
+struct Agent {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = common::tug()
+            .args(["killall", "--data-dir"])
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+#[test]
+fn agent_joins_with_the_token_and_runs_pods() {
+    if !can_run_containers() {
+        return;
+    }
+    let port = common::free_port();
+    let cidr = format!("10.{}.0.0/16", 100 + port % 128);
+    let server = Server::start(&["--cluster-cidr", &cidr]);
+    let k = Kubectl::new(&server, KUBECTL);
+    let token = std::fs::read_to_string(server.data_dir().join("server/token")).unwrap_or_default();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let images = dir.path().join("agent/images");
+    std::fs::create_dir_all(&images).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(common::busybox_archive(), images.join("busybox.tar"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let child = common::tug()
+        .args([
+            "agent",
+            "--server",
+            &format!("https://127.0.0.1:{}", server.port),
+        ])
+        .args([
+            "--token",
+            token.trim(),
+            "--node-name",
+            "joined",
+            "--node-ip",
+            "127.0.0.1",
+        ])
+        .args([
+            "--kubelet-port",
+            &common::free_port().to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _agent = Agent { child, dir };
+    wait_until(60, "the joined node to be Ready", || {
+        k.run(&["get", "node", "joined", "--no-headers"])
+            .1
+            .contains(" Ready")
+    });
+    apply(
+        &k,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: away}}\nspec:\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, \"3600\"]\n"
+        ),
+    );
+    k.ok(&["wait", "--for=condition=Ready", "pod/away", "--timeout=90s"]);
+    assert_eq!(
+        jsonpath(&k, &["get", "pod", "away"], "{.spec.nodeName}"),
+        "joined"
+    );
+    k.ok(&["delete", "pod", "away", "--timeout=60s"]);
+}
