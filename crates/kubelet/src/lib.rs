@@ -13,6 +13,7 @@ pub mod cri;
 pub mod image;
 pub mod node;
 pub mod pods;
+pub mod static_pods;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -313,6 +314,7 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     };
     tasks.spawn(status_loop.run());
     let k = kubelet.clone();
+    let static_dir = opts.dir.join("pod-manifests");
     let workers = opts.workers.max(1);
     tasks.spawn(async move {
         pod_informer.synced().await;
@@ -321,6 +323,12 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
         pvc_informer.synced().await;
         pv_informer.synced().await;
         tokio::spawn(pods::relist(k.clone()));
+        tokio::spawn(static_pods::run(
+            k.client.clone(),
+            k.node_name.clone(),
+            static_dir,
+            k.pods.clone(),
+        ));
         tug_runtime::queue::run("kubelet", k.queue.clone(), workers, move |key| {
             let k = k.clone();
             async move { pods::sync::sync(&k, key).await }

@@ -335,6 +335,20 @@ spec:
         "pod/stubborn",
         "--timeout=90s",
     ]);
+    // A static pod from the manifest directory gets a mirror pod named after the node.
+    let node = jsonpath(&k, &["get", "nodes"], "{.items[0].metadata.name}");
+    let manifests = server.data_dir().join("agent/pod-manifests");
+    std::fs::create_dir_all(&manifests).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        manifests.join("static.yaml"),
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: static}}\nspec:\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, \"3600\"]\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mirror = format!("pod/static-{node}");
+    wait_until(60, "the static pod's mirror to exist", || {
+        k.run(&["get", &mirror]).0
+    });
+    k.ok(&["wait", "--for=condition=Ready", &mirror, "--timeout=60s"]);
     let id = |pod: &str| {
         jsonpath(
             &k,
