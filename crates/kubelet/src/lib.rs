@@ -5,7 +5,8 @@
 //!
 //! Start at [`run`]: it brings up the runtime, registers the node, starts the informers
 //! (this node's pods; ConfigMaps, Secrets, claims and volumes they use; the node itself for
-//! its podCIDR), then drives [`pods::sync::sync`] from a work queue.
+//! its podCIDR), then drives [`pods::sync::sync`] from a work queue. With an API token it
+//! also serves the kubelet API ([`server`]: logs, exec, attach, port-forward).
 
 pub mod cni;
 pub mod containerd;
@@ -13,6 +14,7 @@ pub mod cri;
 pub mod image;
 pub mod node;
 pub mod pods;
+pub mod server;
 pub mod static_pods;
 
 use std::collections::BTreeMap;
@@ -46,6 +48,9 @@ pub enum Error {
     /// The host refused.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The kubelet API could not start.
+    #[error(transparent)]
+    Server(#[from] server::Error),
     /// An image could not be made or imported.
     #[error(transparent)]
     Image(#[from] image::Error),
@@ -99,6 +104,9 @@ pub struct Options {
     pub max_pods: u32,
     /// Pod workers.
     pub workers: usize,
+    /// The bearer token the API server presents to the kubelet API (the cluster's join
+    /// token); without one the kubelet API is not served.
+    pub api_token: Option<String>,
 }
 
 /// The address the host would use to reach other machines (no packet is sent: connecting a
@@ -196,6 +204,15 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     tracing::info!(runtime = %format!("{}://{}", version.0, version.1), elapsed_ms = started.elapsed().as_millis() as u64, "container runtime ready");
 
     let node_ip = opts.node_ip.unwrap_or_else(default_ip);
+    let api = match &opts.api_token {
+        Some(token) => {
+            let dir = opts.dir.join("kubelet");
+            let listener =
+                server::Listener::bind(&dir, &opts.node_name, node_ip, opts.port).await?;
+            Some((listener, token.clone()))
+        }
+        None => None,
+    };
     let id = node::Identity {
         name: opts.node_name.clone(),
         ip: node_ip,
@@ -295,6 +312,9 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     node_informer.on_change(move |_: &Change<'_, Node>| dirty.notify_one());
 
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some((listener, token)) = api {
+        tasks.spawn(listener.serve(kubelet.clone(), token));
+    }
     tasks.spawn(pod_informer.clone().run());
     tasks.spawn(node_informer.clone().run());
     tasks.spawn(cm_informer.clone().run());

@@ -117,14 +117,18 @@ pub fn routes(registry: Arc<Registry>) -> Router {
 async fn core_handler(
     State(reg): State<Arc<Registry>>,
     Path(rest): Path<String>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: axum::extract::Request,
 ) -> Response {
-    let target = path::parse(&reg.resources, "", "v1", &rest, uri.path());
-    handle(reg, target, method, query, headers, body).await
+    let target = path::parse(&reg.resources, "", "v1", &rest, req.uri().path());
+    // Pod logs, exec, attach and port-forward are the kubelet's: proxied, upgrades and all.
+    if let Ok(t) = &target {
+        if crate::kubelet::serves(t) {
+            return crate::kubelet::proxy(&reg, t, req).await;
+        }
+    }
+    let (parts, body) = req.into_parts();
+    let query = parts.uri.query().map(str::to_owned);
+    handle(reg, target, parts.method, query, parts.headers, body).await
 }
 
 async fn group_handler(

@@ -1,7 +1,8 @@
 //! Subresources: `status` (GET/PUT/PATCH of the status alone), `scale` (an autoscaling/v1
 //! Scale over spec.replicas), `pods/binding` (the scheduler's write), `pods/eviction`
-//! (a delete that disruption budgets will guard), and `namespaces/finalize`. Streaming
-//! subresources (log, exec, attach, portforward) answer once the node agent serves them.
+//! (a delete that disruption budgets will guard), and `namespaces/finalize`. The streaming
+//! pod subresources (log, exec, attach, portforward) are proxied to the kubelet by
+//! [`crate::kubelet`] before requests reach this module.
 
 use std::sync::Arc;
 

@@ -96,6 +96,7 @@ impl KubeletFlags {
             taints: parse_taints("--node-taint", &self.node_taints)?,
             max_pods: self.max_pods,
             workers: 8,
+            api_token: None,
         })
     }
 }
@@ -236,7 +237,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let kubelet = args.kubelet.options(&args.data_dir, false)?;
+    let mut kubelet = args.kubelet.options(&args.data_dir, false)?;
+    // The server presents its join token to the kubelet API.
+    kubelet.api_token = args.token.clone();
     tug_kubelet::preflight(&kubelet)?;
     tokio::select! {
         r = tug_kubelet::run(client, kubelet) => r?,

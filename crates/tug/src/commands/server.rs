@@ -163,7 +163,7 @@ fn component_identity(data_dir: &std::path::Path) -> String {
 
 /// Starts the scheduler, controllers and hollow nodes in-process, each on its own
 /// in-process client.
-fn start_components(args: &ServerArgs, router: &axum::Router) -> anyhow::Result<()> {
+fn start_components(args: &ServerArgs, router: &axum::Router, token: &str) -> anyhow::Result<()> {
     use tug_apiserver::local::{client, component_user};
     let identity = component_identity(&args.data_dir);
     if !args.disable_controller_manager {
@@ -198,7 +198,8 @@ fn start_components(args: &ServerArgs, router: &axum::Router) -> anyhow::Result<
     }
     if !args.disable_agent {
         let c = client(router.clone(), tug_apiserver::join::agent_user());
-        let opts = args.kubelet.options(&args.data_dir, true)?;
+        let mut opts = args.kubelet.options(&args.data_dir, true)?;
+        opts.api_token = Some(token.to_owned());
         tokio::spawn(async move {
             if let Err(e) = tug_kubelet::run(c, opts).await {
                 // The control plane keeps serving; the node stays NotReady.
@@ -247,9 +248,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let token_path = args.data_dir.join("server/token");
     let token = tug_apiserver::join::load_or_create_token(&token_path, &pki.ca_cert)?;
     let authenticator = authenticator.with_token(&token, tug_apiserver::join::agent_user());
+    let kubelets = tug_apiserver::kubelet::KubeletClient::new(token.clone())
+        .context("configuring TLS to kubelets")?;
     let router = tug_apiserver::routes::router(registry)
-        .merge(tug_apiserver::join::routes(pki.ca_cert.clone()));
-    start_components(&args, &router)?;
+        .merge(tug_apiserver::join::routes(pki.ca_cert.clone()))
+        .layer(axum::Extension(kubelets));
+    start_components(&args, &router, &token)?;
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -96,16 +96,17 @@ impl Server {
         let (node, kubelet_port) = (format!("node-{port}"), free_port().to_string());
         // 10.100.0.0/16 … 10.227.0.0/16: distinct per server, away from common LAN ranges.
         let cidr = format!("10.{}.0.0/16", 100 + port % 128);
-        let mut args = vec![
-            "--node-name",
-            node.as_str(),
-            "--kubelet-port",
-            kubelet_port.as_str(),
-            "--cluster-cidr",
-            cidr.as_str(),
-            "--node-ip",
-            "127.0.0.1",
-        ];
+        let mut args: Vec<&str> = Vec::new();
+        for (flag, value) in [
+            ("--node-name", node.as_str()),
+            ("--kubelet-port", kubelet_port.as_str()),
+            ("--cluster-cidr", cidr.as_str()),
+            ("--node-ip", "127.0.0.1"),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag, value]);
+            }
+        }
         args.extend_from_slice(extra);
         Self::start_in(dir, &args)
     }
