@@ -15,6 +15,37 @@ use tug_runtime::Store;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// The kind of object a reference names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A ConfigMap.
+    ConfigMap,
+    /// A Secret.
+    Secret,
+}
+
+impl Kind {
+    /// Upstream's message for a missing object of this kind.
+    pub fn not_found(self, name: &str) -> String {
+        format!("{} \"{name}\" not found", self.lower())
+    }
+
+    /// The kind's name in lower case, as upstream's messages write it.
+    pub fn lower(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "configmap",
+            Kind::Secret => "secret",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
+        }
+    }
+}
+
 /// Where ConfigMaps and Secrets are read from.
 pub struct Sources<'a> {
     /// ConfigMaps.
@@ -37,6 +68,39 @@ impl Sources<'_> {
             out.insert(k.clone(), v.0.clone());
         }
         Some(out)
+    }
+
+    /// The data of a ConfigMap or Secret, None when it does not exist.
+    pub fn data(&self, kind: Kind, ns: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        match kind {
+            Kind::ConfigMap => self.config_map(ns, name),
+            Kind::Secret => self.secret(ns, name),
+        }
+    }
+
+    /// One key's value as text; None when the reference is optional and the object or key
+    /// is missing.
+    pub fn key(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        key: &str,
+        optional: bool,
+    ) -> Result<Option<String>, ConfigError> {
+        let value = match self.data(kind, ns, name) {
+            None if optional => return Ok(None),
+            None => return Err(ConfigError(kind.not_found(name))),
+            Some(d) => d.get(key).map(|v| String::from_utf8_lossy(v).into_owned()),
+        };
+        match value {
+            None if optional => Ok(None),
+            None => Err(ConfigError(format!(
+                "couldn't find key {key} in {} {ns}/{name}",
+                kind.title()
+            ))),
+            some => Ok(some),
+        }
     }
 
     /// The data of a Secret, None when it does not exist.
@@ -201,24 +265,14 @@ pub fn container_env(
     };
     for from in c.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
-        let (data, optional, what, name) = if let Some(r) = &from.config_map_ref {
-            (
-                sources.config_map(ns, &r.name),
-                r.optional.unwrap_or(false),
-                "configmap",
-                &r.name,
-            )
+        let (kind, name, optional) = if let Some(r) = &from.config_map_ref {
+            (Kind::ConfigMap, &r.name, r.optional)
         } else if let Some(r) = &from.secret_ref {
-            (
-                sources.secret(ns, &r.name),
-                r.optional.unwrap_or(false),
-                "secret",
-                &r.name,
-            )
+            (Kind::Secret, &r.name, r.optional)
         } else {
             continue;
         };
-        match data {
+        match sources.data(kind, ns, name) {
             Some(d) => {
                 for (k, v) in d {
                     set(
@@ -228,64 +282,39 @@ pub fn container_env(
                     );
                 }
             }
-            None if optional => {}
-            None => return Err(ConfigError(format!("{what} \"{name}\" not found"))),
+            None if optional.unwrap_or(false) => {}
+            None => return Err(ConfigError(kind.not_found(name))),
         }
     }
     for e in c.env.iter().flatten() {
         let value = if let Some(from) = &e.value_from {
+            let key_ref = if let Some(r) = &from.config_map_key_ref {
+                Some((Kind::ConfigMap, &r.name, &r.key, r.optional))
+            } else {
+                from.secret_key_ref
+                    .as_ref()
+                    .map(|r| (Kind::Secret, &r.name, &r.key, r.optional))
+            };
             if let Some(f) = &from.field_ref {
                 field_value(pod, f, host_ip, pod_ips)?
             } else if let Some(r) = &from.resource_field_ref {
                 resource_value(c, &r.resource, r.divisor.as_ref(), node_allocatable)?
-            } else if let Some(r) = &from.config_map_key_ref {
-                match key_of(sources.config_map(ns, &r.name), &r.key) {
-                    Ok(v) => v,
-                    Err(_) if r.optional.unwrap_or(false) => continue,
-                    Err(false) => {
-                        return Err(ConfigError(format!("configmap \"{}\" not found", r.name)))
-                    }
-                    Err(true) => {
-                        return Err(ConfigError(format!(
-                            "couldn't find key {} in ConfigMap {ns}/{}",
-                            r.key, r.name
-                        )))
-                    }
-                }
-            } else if let Some(r) = &from.secret_key_ref {
-                match key_of(sources.secret(ns, &r.name), &r.key) {
-                    Ok(v) => v,
-                    Err(_) if r.optional.unwrap_or(false) => continue,
-                    Err(false) => {
-                        return Err(ConfigError(format!("secret \"{}\" not found", r.name)))
-                    }
-                    Err(true) => {
-                        return Err(ConfigError(format!(
-                            "couldn't find key {} in Secret {ns}/{}",
-                            r.key, r.name
-                        )))
-                    }
+            } else if let Some((kind, name, key, optional)) = key_ref {
+                match sources.key(kind, ns, name, key, optional.unwrap_or(false))? {
+                    Some(v) => v,
+                    None => continue,
                 }
             } else {
                 String::new()
             }
         } else {
-            let known = env.clone();
             expand(e.value.as_deref().unwrap_or(""), &|n: &str| {
-                known.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+                env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
             })
         };
         set(&mut env, e.name.clone(), value);
     }
     Ok(env)
-}
-
-/// A key's value; Err(false) when the source is missing, Err(true) when the key is.
-fn key_of(data: Option<BTreeMap<String, Vec<u8>>>, key: &str) -> Result<String, bool> {
-    let data = data.ok_or(false)?;
-    data.get(key)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .ok_or(true)
 }
 
 #[cfg(test)]

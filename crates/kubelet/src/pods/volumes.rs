@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use tug_runtime::Store;
 
-use super::env::{field_value, resource_value, Sources};
+use super::env::{field_value, resource_value, Kind, Sources};
 
 /// Why a volume cannot be set up (the message of a `FailedMount` event).
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +111,38 @@ pub fn setup(
     for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
         let dir = base.join(plugin(v)).join(&v.name);
         let name = v.name.as_str();
-        let hv = if let Some(e) = &v.empty_dir {
+        // Volumes of files the kubelet writes: mounted read-only.
+        let files = if let Some(c) = &v.config_map {
+            let src = KeyedSource {
+                kind: Kind::ConfigMap,
+                name: &c.name,
+                items: c.items.as_deref(),
+                optional: c.optional,
+            };
+            Some(keyed(name, ctx, ns, src, c.default_mode)?)
+        } else if let Some(s) = &v.secret {
+            let src = KeyedSource {
+                kind: Kind::Secret,
+                name: s.secret_name.as_deref().unwrap_or_default(),
+                items: s.items.as_deref(),
+                optional: s.optional,
+            };
+            Some(keyed(name, ctx, ns, src, s.default_mode)?)
+        } else if let Some(d) = &v.downward_api {
+            let items = d.items.as_deref().unwrap_or_default();
+            Some(downward(name, pod, items, d.default_mode, ctx)?)
+        } else if let Some(p) = &v.projected {
+            Some(projected(name, pod, ns, p, ctx)?)
+        } else {
+            None
+        };
+        let hv = if let Some(files) = files {
+            write_atomic(&dir, &files).map_err(io(name, &dir))?;
+            HostVolume {
+                path: dir,
+                read_only: true,
+            }
+        } else if let Some(e) = &v.empty_dir {
             std::fs::create_dir_all(&dir).map_err(io(name, &dir))?;
             if e.medium.as_deref() == Some("Memory") {
                 mount_tmpfs(&dir, e.size_limit.as_ref().map(|q| q.0.as_str()))
@@ -127,42 +158,6 @@ pub fn setup(
                 path: host_path(name, &h.path, h.type_.as_deref().unwrap_or(""))?,
                 read_only: false,
             }
-        } else if let Some(c) = &v.config_map {
-            let files = match ctx.sources.config_map(ns, &c.name) {
-                Some(data) => keyed(name, &data, c.items.as_deref(), c.default_mode, "configmap")?,
-                None if c.optional.unwrap_or(false) => BTreeMap::new(),
-                None => {
-                    return Err(setup_err(
-                        name,
-                        format!("configmap \"{}\" not found", c.name),
-                    ))
-                }
-            };
-            write_atomic(&dir, &files).map_err(io(name, &dir))?;
-            read_only(dir)
-        } else if let Some(s) = &v.secret {
-            let secret = s.secret_name.clone().unwrap_or_default();
-            let files = match ctx.sources.secret(ns, &secret) {
-                Some(data) => keyed(name, &data, s.items.as_deref(), s.default_mode, "secret")?,
-                None if s.optional.unwrap_or(false) => BTreeMap::new(),
-                None => return Err(setup_err(name, format!("secret \"{secret}\" not found"))),
-            };
-            write_atomic(&dir, &files).map_err(io(name, &dir))?;
-            read_only(dir)
-        } else if let Some(d) = &v.downward_api {
-            let files = downward(
-                name,
-                pod,
-                d.items.as_deref().unwrap_or_default(),
-                d.default_mode,
-                ctx,
-            )?;
-            write_atomic(&dir, &files).map_err(io(name, &dir))?;
-            read_only(dir)
-        } else if let Some(p) = &v.projected {
-            let files = projected(name, pod, ns, p, ctx)?;
-            write_atomic(&dir, &files).map_err(io(name, &dir))?;
-            read_only(dir)
         } else if let Some(c) = &v.persistent_volume_claim {
             HostVolume {
                 path: claim_path(name, ns, &c.claim_name, ctx)?,
@@ -180,13 +175,6 @@ pub fn setup(
         out.insert(v.name.clone(), hv);
     }
     Ok(out)
-}
-
-fn read_only(path: PathBuf) -> HostVolume {
-    HostVolume {
-        path,
-        read_only: true,
-    }
 }
 
 fn host_path(volume: &str, path: &str, type_: &str) -> Result<PathBuf, Error> {
@@ -269,36 +257,46 @@ fn claim_path(volume: &str, ns: &str, claim: &str, ctx: &Context<'_>) -> Result<
     Ok(p)
 }
 
-/// Files of a configMap or secret volume: every key, or only `items`.
+/// A configMap or secret source: where its files come from.
+struct KeyedSource<'a> {
+    kind: Kind,
+    name: &'a str,
+    items: Option<&'a [KeyToPath]>,
+    optional: Option<bool>,
+}
+
+/// Files of a configMap or secret source: every key, or only `items`; none when the object
+/// is missing and the source is optional.
 fn keyed(
     volume: &str,
-    data: &BTreeMap<String, Vec<u8>>,
-    items: Option<&[KeyToPath]>,
+    ctx: &Context<'_>,
+    ns: &str,
+    src: KeyedSource<'_>,
     default_mode: Option<i32>,
-    what: &str,
 ) -> Result<BTreeMap<String, (Vec<u8>, u32)>, Error> {
+    let Some(data) = ctx.sources.data(src.kind, ns, src.name) else {
+        if src.optional.unwrap_or(false) {
+            return Ok(BTreeMap::new());
+        }
+        return Err(setup_err(volume, src.kind.not_found(src.name)));
+    };
     let mode = default_mode.map_or(0o644, |m| m as u32);
+    let Some(items) = src.items else {
+        return Ok(data.into_iter().map(|(k, v)| (k, (v, mode))).collect());
+    };
     let mut files = BTreeMap::new();
-    match items {
-        None => {
-            for (k, v) in data {
-                files.insert(k.clone(), (v.clone(), mode));
-            }
-        }
-        Some(items) => {
-            for i in items {
-                let v = data.get(&i.key).ok_or_else(|| {
-                    setup_err(
-                        volume,
-                        format!("configmap references non-existent {what} key: {}", i.key),
-                    )
-                })?;
-                files.insert(
-                    i.path.clone(),
-                    (v.clone(), i.mode.map_or(mode, |m| m as u32)),
-                );
-            }
-        }
+    for i in items {
+        let v = data.get(&i.key).ok_or_else(|| {
+            let what = src.kind.lower();
+            setup_err(
+                volume,
+                format!("{what} references non-existent {what} key: {}", i.key),
+            )
+        })?;
+        files.insert(
+            i.path.clone(),
+            (v.clone(), i.mode.map_or(mode, |m| m as u32)),
+        );
     }
     Ok(files)
 }
@@ -346,40 +344,22 @@ fn projected(
     let mut files = BTreeMap::new();
     for s in p.sources.iter().flatten() {
         if let Some(c) = &s.config_map {
-            match ctx.sources.config_map(ns, &c.name) {
-                Some(d) => files.extend(keyed(
-                    volume,
-                    &d,
-                    c.items.as_deref(),
-                    p.default_mode,
-                    "configmap",
-                )?),
-                None if c.optional.unwrap_or(false) => {}
-                None => {
-                    return Err(setup_err(
-                        volume,
-                        format!("configmap \"{}\" not found", c.name),
-                    ))
-                }
-            }
+            let src = KeyedSource {
+                kind: Kind::ConfigMap,
+                name: &c.name,
+                items: c.items.as_deref(),
+                optional: c.optional,
+            };
+            files.extend(keyed(volume, ctx, ns, src, p.default_mode)?);
         }
         if let Some(c) = &s.secret {
-            match ctx.sources.secret(ns, &c.name) {
-                Some(d) => files.extend(keyed(
-                    volume,
-                    &d,
-                    c.items.as_deref(),
-                    p.default_mode,
-                    "secret",
-                )?),
-                None if c.optional.unwrap_or(false) => {}
-                None => {
-                    return Err(setup_err(
-                        volume,
-                        format!("secret \"{}\" not found", c.name),
-                    ))
-                }
-            }
+            let src = KeyedSource {
+                kind: Kind::Secret,
+                name: &c.name,
+                items: c.items.as_deref(),
+                optional: c.optional,
+            };
+            files.extend(keyed(volume, ctx, ns, src, p.default_mode)?);
         }
         if let Some(d) = &s.downward_api {
             files.extend(downward(
