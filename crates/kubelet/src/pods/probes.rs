@@ -223,12 +223,7 @@ impl Run {
             };
         }
         if let Some(h) = &p.http_get {
-            let host = h
-                .host
-                .clone()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| self.ip.clone());
-            let port = self.port(&h.port)?;
+            let (host, port) = self.target(h.host.as_deref(), &h.port)?;
             let path = h.path.clone().unwrap_or_else(|| "/".into());
             let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.37\r\nAccept: */*\r\nConnection: close\r\n");
             for hdr in h.http_headers.iter().flatten() {
@@ -260,12 +255,7 @@ impl Run {
             };
         }
         if let Some(t) = &p.tcp_socket {
-            let host = t
-                .host
-                .clone()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| self.ip.clone());
-            let port = self.port(&t.port)?;
+            let (host, port) = self.target(t.host.as_deref(), &t.port)?;
             return match tokio::time::timeout(
                 timeout,
                 tokio::net::TcpStream::connect((host.as_str(), port)),
@@ -281,6 +271,12 @@ impl Run {
             return Err("gRPC probes are not supported by this kubelet yet".into());
         }
         Ok(())
+    }
+
+    /// The probe's host (the pod IP unless given) and port (a number or a port name).
+    fn target(&self, host: Option<&str>, port: &IntOrString) -> Result<(String, u16), String> {
+        let host = host.filter(|h| !h.is_empty()).unwrap_or(&self.ip);
+        Ok((host.to_owned(), self.port(port)?))
     }
 
     fn port(&self, p: &IntOrString) -> Result<u16, String> {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tug_runtime::events::EventType;
 
-use super::sync::{waiting, StartFailure};
+use super::sync::{waiting, Failure};
 use super::{config, Kubelet, BACKOFF_MAX, BACKOFF_START};
 use crate::cri::api;
 
@@ -64,7 +64,7 @@ pub(crate) async fn ensure_image(
     k: &Arc<Kubelet>,
     pod: &Pod,
     c: &Container,
-) -> Result<String, StartFailure> {
+) -> Result<String, Failure> {
     let image = c.image.clone().unwrap_or_default();
     let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
         if image.ends_with(":latest") || !image.rsplit('/').next().unwrap_or("").contains(':') {

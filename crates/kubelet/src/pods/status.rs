@@ -13,7 +13,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::runtime::Instance;
-use crate::cri::api;
 
 /// The conditions the kubelet owns; others (PodScheduled, DisruptionTarget) are kept.
 pub const OWNED: &[&str] = &[
@@ -84,31 +83,23 @@ fn terminated(i: &Instance) -> ContainerStateTerminated {
     }
 }
 
-fn exited(i: &Instance) -> bool {
-    i.status.state == api::ContainerState::ContainerExited as i32
-}
-
-fn running(i: &Instance) -> bool {
-    i.status.state == api::ContainerState::ContainerRunning as i32
-}
-
 fn container_status(o: &Observed<'_>, c: &Container, default_waiting: &str) -> ContainerStatus {
     let all = instances_of(o.instances, &c.name);
     let latest = all.last().copied();
     let previous = all.iter().rev().nth(1).copied();
     let waiting = o.waiting.get(&c.name);
-    let mut last_state = previous.filter(|p| exited(p)).map(|p| ContainerState {
+    let mut last_state = previous.filter(|p| p.exited()).map(|p| ContainerState {
         terminated: Some(terminated(p)),
         ..ContainerState::default()
     });
     let state = match (latest, waiting) {
-        (Some(l), _) if running(l) => ContainerState {
+        (Some(l), _) if l.running() => ContainerState {
             running: Some(ContainerStateRunning {
                 started_at: time(l.status.started_at),
             }),
             ..ContainerState::default()
         },
-        (Some(l), Some((reason, message))) if exited(l) => {
+        (Some(l), Some((reason, message))) if l.exited() => {
             // Exited and waiting to be restarted: the exit becomes the last state.
             last_state = Some(ContainerState {
                 terminated: Some(terminated(l)),
@@ -116,15 +107,15 @@ fn container_status(o: &Observed<'_>, c: &Container, default_waiting: &str) -> C
             });
             waiting_state(reason, message)
         }
-        (Some(l), _) if exited(l) => ContainerState {
+        (Some(l), _) if l.exited() => ContainerState {
             terminated: Some(terminated(l)),
             ..ContainerState::default()
         },
         (_, Some((reason, message))) => waiting_state(reason, message),
         _ => waiting_state(default_waiting, ""),
     };
-    let ready = latest.is_some_and(|l| running(l) && (o.ready)(c, &l.id));
-    let started = latest.map(|l| running(l) && (o.started)(c, &l.id));
+    let ready = latest.is_some_and(|l| l.running() && (o.ready)(c, &l.id));
+    let started = latest.map(|l| l.running() && (o.started)(c, &l.id));
     ContainerStatus {
         name: c.name.clone(),
         image: c.image.clone().unwrap_or_default(),

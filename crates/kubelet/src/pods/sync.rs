@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod, PodSpec};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
@@ -148,11 +148,7 @@ async fn terminate(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<(), E
         .collect();
     let spec = pod.spec.clone().unwrap_or_default();
     let stops = running.iter().map(|i| {
-        let c = spec
-            .containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-            .find(|c| c.name == i.name);
+        let c = container_named(&spec, &i.name);
         let k = k.clone();
         async move {
             if let Some(c) = c {
@@ -162,12 +158,7 @@ async fn terminate(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<(), E
                     "Killing",
                     format!("Stopping container {}", c.name),
                 );
-                if let Some(cmd) = c
-                    .lifecycle
-                    .as_ref()
-                    .and_then(|l| l.pre_stop.as_ref())
-                    .and_then(|h| h.exec.as_ref())
-                    .and_then(|e| e.command.clone())
+                if let Some(cmd) = exec_hook(c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()))
                 {
                     let _ = exec_sync(&k, &i.id, cmd, grace).await;
                 }
@@ -224,6 +215,19 @@ pub(crate) async fn exec_sync(
         .await
         .map_err(cri::call("ExecSync"))?
         .into_inner())
+}
+
+/// The container (regular or init) of `spec` named `name`.
+fn container_named<'a>(spec: &'a PodSpec, name: &str) -> Option<&'a Container> {
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == name)
+}
+
+/// The command of an exec lifecycle hook (other hook kinds are not run yet).
+fn exec_hook(hook: Option<&LifecycleHandler>) -> Option<Vec<String>> {
+    hook?.exec.as_ref()?.command.clone()
 }
 
 /// What one pass decided for a container that is not running.
@@ -290,24 +294,11 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
 
     // Sandbox.
     let mut instances = rt.of_uid(uid);
-    let (sandbox_id, sandbox_config, ip) = match rt.ready_sandbox(uid) {
+    let (sandbox_id, sandbox_config, new_sandbox) = match rt.ready_sandbox(uid) {
         Some(s) => {
             let attempt = s.metadata.as_ref().map_or(0, |m| m.attempt);
-            let ip = if host_network {
-                k.node_ip.clone()
-            } else {
-                k.cri
-                    .sandbox_status(&s.id)
-                    .await?
-                    .network
-                    .map(|n| n.ip)
-                    .unwrap_or_default()
-            };
-            (
-                s.id.clone(),
-                config::sandbox(pod, attempt, &k.dirs.logs, &k.dns),
-                ip,
-            )
+            let cfg = config::sandbox(pod, attempt, &k.dirs.logs, &k.dns);
+            (s.id.clone(), cfg, false)
         }
         None => {
             // A pod whose containers all finished for good does not get a new sandbox.
@@ -329,7 +320,7 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
             for s in rt.sandboxes.iter().filter(|s| PodRuntime::uid_of(s) == uid) {
                 teardown_sandbox(k, rt, s, 0).await?;
             }
-            instances.retain(|_| false);
+            instances.clear();
             std::fs::create_dir_all(config::log_directory(&k.dirs.logs, pod))?;
             let cfg = config::sandbox(pod, attempt, &k.dirs.logs, &k.dns);
             let id = k
@@ -354,18 +345,14 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
                     return Err(e.into());
                 }
             };
-            let ip = if host_network {
-                k.node_ip.clone()
-            } else {
-                k.cri
-                    .sandbox_status(&id)
-                    .await?
-                    .network
-                    .map(|n| n.ip)
-                    .unwrap_or_default()
-            };
-            (id, cfg, ip)
+            (id, cfg, true)
         }
+    };
+    let ip = if host_network {
+        k.node_ip.clone()
+    } else {
+        let status = k.cri.sandbox_status(&sandbox_id).await?;
+        status.network.map(|n| n.ip).unwrap_or_default()
     };
     let pod_ips: Vec<String> = vec![ip.clone()]
         .into_iter()
@@ -403,6 +390,7 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
     };
 
     // Liveness and startup failures: kill, the restart policy decides the rest.
+    let mut killed = false;
     for i in instances.iter().filter(|i| i.running()) {
         if let Some(reason) = k.probes.take_failure(&i.id) {
             k.recorder.event(
@@ -413,19 +401,18 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
             );
             let grace = spec.termination_grace_period_seconds.unwrap_or(30);
             k.cri.stop_container(&i.id, grace).await?;
+            killed = true;
         }
     }
-    let instances = if instances.iter().any(|i| i.running()) {
-        PodRuntime::list(
-            &k.cri,
-            pod.metadata.namespace.as_deref().unwrap_or("default"),
-            name,
-        )
-        .await?
-        .of_uid(uid)
-        .into_iter()
-        .filter(|i| i.sandbox_id == sandbox_id)
-        .collect::<Vec<_>>()
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    // What the runtime holds now: listed again only when this pass changed it.
+    let instances = if killed {
+        PodRuntime::list(&k.cri, namespace, name)
+            .await?
+            .of_uid(uid)
+            .into_iter()
+            .filter(|i| i.sandbox_id == sandbox_id)
+            .collect::<Vec<_>>()
     } else {
         instances
             .into_iter()
@@ -466,20 +453,14 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
     };
     let mut waiting: HashMap<String, (String, String)> =
         k.state().waiting.get(uid).cloned().unwrap_or_default();
-    let mut start: Vec<&Container> = Vec::new();
+    // Init containers one at a time (sidecars started and kept), then every container.
+    let mut planned: Vec<(&Container, Next)> = Vec::new();
     let mut initialized = true;
     for c in spec.init_containers.iter().flatten() {
         let all = instances_of(&instances, &c.name);
         let last = all.last();
         if is_sidecar(c) {
-            match plan(c, true) {
-                Next::Start => start.push(c),
-                Next::After(d) => {
-                    soonest(d);
-                    waiting.insert(c.name.clone(), crash_loop(c, pod, d));
-                }
-                Next::Wait => {}
-            }
+            planned.push((c, plan(c, true)));
             if !last.is_some_and(|l| l.running() && k.probes.started(c, &l.id)) {
                 initialized = false;
                 break;
@@ -490,7 +471,15 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
             continue;
         }
         initialized = false;
-        match plan(c, true) {
+        planned.push((c, plan(c, true)));
+        break;
+    }
+    if initialized {
+        planned.extend(spec.containers.iter().map(|c| (c, plan(c, false))));
+    }
+    let mut start: Vec<&Container> = Vec::new();
+    for (c, next) in planned {
+        match next {
             Next::Start => start.push(c),
             Next::After(d) => {
                 soonest(d);
@@ -498,20 +487,8 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
             }
             Next::Wait => {}
         }
-        break;
     }
-    if initialized {
-        for c in &spec.containers {
-            match plan(c, false) {
-                Next::Start => start.push(c),
-                Next::After(d) => {
-                    soonest(d);
-                    waiting.insert(c.name.clone(), crash_loop(c, pod, d));
-                }
-                Next::Wait => {}
-            }
-        }
-    }
+    let mut started = false;
     for c in start {
         waiting.remove(&c.name);
         let attempt = rt
@@ -534,7 +511,7 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
         )
         .await
         {
-            Ok(()) => {}
+            Ok(()) => started = true,
             Err(Failure::Waiting(reason, message, delay)) => {
                 if let Some(d) = delay {
                     soonest(d);
@@ -546,23 +523,19 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
     }
     k.state().waiting.insert(uid.to_owned(), waiting);
     prune_exited(k, &instances).await;
-    let fresh = PodRuntime::list(
-        &k.cri,
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        name,
-    )
-    .await?;
-    for i in fresh.of_uid(uid).iter().filter(|i| i.running()) {
-        if let Some(c) = spec
-            .containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-            .find(|c| c.name == i.name)
-        {
+    let relisted;
+    let now = if killed || started || new_sandbox {
+        relisted = PodRuntime::list(&k.cri, namespace, name).await?;
+        &relisted
+    } else {
+        rt
+    };
+    for i in now.of_uid(uid).iter().filter(|i| i.running()) {
+        if let Some(c) = container_named(&spec, &i.name) {
             k.probes.ensure(k, pod, c, &i.id, &ip);
         }
     }
-    report(k, pod, &fresh, Some(ip)).await?;
+    report(k, pod, now, Some(ip)).await?;
     Ok(requeue)
 }
 
@@ -707,13 +680,7 @@ async fn start_container(
         "Started",
         format!("Started container {}", c.name),
     );
-    if let Some(cmd) = c
-        .lifecycle
-        .as_ref()
-        .and_then(|l| l.post_start.as_ref())
-        .and_then(|h| h.exec.as_ref())
-        .and_then(|e| e.command.clone())
-    {
+    if let Some(cmd) = exec_hook(c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref())) {
         let ok = exec_sync(k, &id, cmd, 30)
             .await
             .is_ok_and(|r| r.exit_code == 0);
@@ -739,8 +706,6 @@ impl From<Error> for Failure {
 pub(crate) fn waiting(reason: &str, message: String, delay: Duration) -> Failure {
     Failure::Waiting(reason.to_owned(), message, Some(delay))
 }
-
-pub(crate) use self::Failure as StartFailure;
 
 /// Computes the status and writes it when it changed.
 async fn report(k: &Kubelet, pod: &Pod, rt: &PodRuntime, ip: Option<String>) -> Result<(), Error> {
