@@ -236,16 +236,20 @@ pub fn beat(status: &mut NodeStatus, now: Timestamp) {
 /// Creates the node, or adopts an existing one of that name (making sure it carries the
 /// hollow labels).
 pub async fn register(api: &Api<Node>, opts: &Options, node: &HollowNode) -> Result<Node, Error> {
-    let obj = node_object(opts, node);
-    match api.create(&PostParams::default(), &obj).await {
-        Ok(n) => Ok(n),
+    Ok(create_or_adopt(api, &node_object(opts, node)).await?)
+}
+
+/// Creates `node`, or, when a Node of that name exists (a restarted kubelet), adopts it and
+/// refreshes its labels — what every kubelet does at registration.
+pub async fn create_or_adopt(api: &Api<Node>, node: &Node) -> Result<Node, kube::Error> {
+    match api.create(&PostParams::default(), node).await {
         Err(kube::Error::Api(s)) if s.code == 409 => {
-            let patch = serde_json::json!({ "metadata": { "labels": labels(opts, node) } });
-            Ok(api
-                .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?)
+            let name = node.metadata.name.as_deref().unwrap_or_default();
+            let patch = serde_json::json!({ "metadata": { "labels": node.metadata.labels } });
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
         }
-        Err(e) => Err(e.into()),
+        other => other,
     }
 }
 

@@ -44,6 +44,13 @@ pub fn conflist(pod_cidr: &str, ipam_dir: &Path) -> Option<String> {
     serde_json::to_string_pretty(&conf).ok()
 }
 
+/// The bridge named by the conflist written in `conf_dir`, if any.
+pub fn written_bridge(conf_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(conf_dir.join(CONF_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["plugins"][0]["bridge"].as_str().map(str::to_owned)
+}
+
 /// Writes the conflist into `conf_dir` (atomically: a reader never sees half a file).
 /// Returns false when `pod_cidr` is not an IPv4 CIDR.
 pub fn write(conf_dir: &Path, pod_cidr: &str, ipam_dir: &Path) -> std::io::Result<bool> {

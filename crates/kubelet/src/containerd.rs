@@ -47,6 +47,15 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The layout under an agent directory (`<data-dir>/agent`).
+    pub fn of_agent(dir: &Path, sandbox_image: &str) -> Self {
+        Self {
+            dir: dir.join("containerd"),
+            cni_conf_dir: dir.join("etc/cni/net.d"),
+            sandbox_image: sandbox_image.to_owned(),
+        }
+    }
+
     /// The gRPC socket.
     pub fn socket(&self) -> PathBuf {
         self.dir.join("containerd.sock")

@@ -21,13 +21,14 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{
     ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Taint,
 };
 use kube::runtime::watcher;
 use kube::Api;
+use pods::env::Kind;
 use tug_runtime::{Change, Informer, ObjectKey, Queue};
 
 /// The sandbox (pause) image the kubelet makes and imports itself.
@@ -141,11 +142,7 @@ pub fn preflight(opts: &Options) -> Result<(), Error> {
 /// `dir` (`<data-dir>/agent`), then its containerd, and unmounts the pods' volumes — what
 /// k3s's killall script does. Returns how many sandboxes were removed.
 pub async fn kill_all(dir: &std::path::Path) -> Result<usize, Error> {
-    let layout = containerd::Layout {
-        dir: dir.join("containerd"),
-        cni_conf_dir: dir.join("etc/cni/net.d"),
-        sandbox_image: SANDBOX_IMAGE.to_owned(),
-    };
+    let layout = containerd::Layout::of_agent(dir, SANDBOX_IMAGE);
     if !layout.config_path().exists() {
         return Ok(0);
     }
@@ -158,12 +155,7 @@ pub async fn kill_all(dir: &std::path::Path) -> Result<usize, Error> {
     }
     c.stop().await;
     // The node's bridge (named in its CNI config); pods' veths went with their sandboxes.
-    let conf =
-        std::fs::read_to_string(layout.cni_conf_dir.join(cni::CONF_FILE)).unwrap_or_default();
-    if let Some(bridge) = serde_json::from_str::<serde_json::Value>(&conf)
-        .ok()
-        .and_then(|v| v["plugins"][0]["bridge"].as_str().map(str::to_owned))
-    {
+    if let Some(bridge) = cni::written_bridge(&layout.cni_conf_dir) {
         let _ = tokio::process::Command::new("ip")
             .args(["link", "delete", &bridge])
             .stderr(std::process::Stdio::null())
@@ -184,12 +176,7 @@ pub async fn kill_all(dir: &std::path::Path) -> Result<usize, Error> {
 /// Runs the kubelet until the future is dropped or something fatal happens.
 pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     let started = Instant::now();
-    let cni_conf_dir = opts.dir.join("etc/cni/net.d");
-    let layout = containerd::Layout {
-        dir: opts.dir.join("containerd"),
-        cni_conf_dir: cni_conf_dir.clone(),
-        sandbox_image: SANDBOX_IMAGE.to_owned(),
-    };
+    let layout = containerd::Layout::of_agent(&opts.dir, SANDBOX_IMAGE);
     let (_containerd, socket) = match &opts.runtime_endpoint {
         Some(s) => (None, s.clone()),
         None => {
@@ -273,40 +260,9 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     });
     let q = queue.clone();
     pod_informer.on_change(move |c: &Change<'_, Pod>| q.add(ObjectKey::of(c.object().as_ref())));
-    let uses = |kind: &'static str| {
-        let k = kubelet.clone();
-        move |ns: &str, name: &str| {
-            for p in k.pods.list_namespace(ns) {
-                if pod_uses(&p, kind, name) {
-                    k.queue.add(ObjectKey::of(p.as_ref()));
-                }
-            }
-        }
-    };
-    let cm_use = uses("configmap");
-    cm_informer.on_change(move |c: &Change<'_, ConfigMap>| {
-        let o = c.object();
-        cm_use(
-            o.metadata.namespace.as_deref().unwrap_or(""),
-            o.metadata.name.as_deref().unwrap_or(""),
-        );
-    });
-    let secret_use = uses("secret");
-    secret_informer.on_change(move |c: &Change<'_, Secret>| {
-        let o = c.object();
-        secret_use(
-            o.metadata.namespace.as_deref().unwrap_or(""),
-            o.metadata.name.as_deref().unwrap_or(""),
-        );
-    });
-    let claim_use = uses("claim");
-    pvc_informer.on_change(move |c: &Change<'_, PersistentVolumeClaim>| {
-        let o = c.object();
-        claim_use(
-            o.metadata.namespace.as_deref().unwrap_or(""),
-            o.metadata.name.as_deref().unwrap_or(""),
-        );
-    });
+    pods::requeue_users(&cm_informer, &kubelet, pods::Use::Source(Kind::ConfigMap));
+    pods::requeue_users(&secret_informer, &kubelet, pods::Use::Source(Kind::Secret));
+    pods::requeue_users(&pvc_informer, &kubelet, pods::Use::Claim);
     let status_dirty = Arc::new(tokio::sync::Notify::new());
     let dirty = status_dirty.clone();
     node_informer.on_change(move |_: &Change<'_, Node>| dirty.notify_one());
@@ -322,13 +278,13 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     tasks.spawn(pvc_informer.clone().run());
     tasks.spawn(pv_informer.clone().run());
     tasks.spawn(node::renew_lease(client.clone(), Arc::new(registered)));
-    let status_loop = StatusLoop {
+    let status_loop = node::StatusLoop {
         client: client.clone(),
         cri: cri.clone(),
         id,
         facts,
         node_store: node_informer.store(),
-        cni_conf_dir,
+        cni_conf_dir: layout.cni_conf_dir.clone(),
         ipam_dir: opts.dir.join("cni/ipam"),
         dirty: status_dirty,
     };
@@ -361,131 +317,4 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// Whether `pod` uses the ConfigMap, Secret or claim `name` (in volumes, env or pull secrets).
-fn pod_uses(pod: &Pod, kind: &str, name: &str) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return false;
-    };
-    let volumes = spec.volumes.iter().flatten().any(|v| match kind {
-        "configmap" => {
-            v.config_map.as_ref().is_some_and(|c| c.name == name)
-                || v.projected
-                    .iter()
-                    .flat_map(|p| p.sources.iter().flatten())
-                    .any(|s| s.config_map.as_ref().is_some_and(|c| c.name == name))
-        }
-        "secret" => {
-            v.secret
-                .as_ref()
-                .is_some_and(|s| s.secret_name.as_deref() == Some(name))
-                || v.projected
-                    .iter()
-                    .flat_map(|p| p.sources.iter().flatten())
-                    .any(|s| s.secret.as_ref().is_some_and(|c| c.name == name))
-        }
-        _ => v
-            .persistent_volume_claim
-            .as_ref()
-            .is_some_and(|c| c.claim_name == name),
-    });
-    let env = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .any(|c| {
-            c.env_from.iter().flatten().any(|e| match kind {
-                "configmap" => e.config_map_ref.as_ref().is_some_and(|r| r.name == name),
-                "secret" => e.secret_ref.as_ref().is_some_and(|r| r.name == name),
-                _ => false,
-            }) || c
-                .env
-                .iter()
-                .flatten()
-                .filter_map(|e| e.value_from.as_ref())
-                .any(|f| match kind {
-                    "configmap" => f
-                        .config_map_key_ref
-                        .as_ref()
-                        .is_some_and(|r| r.name == name),
-                    "secret" => f.secret_key_ref.as_ref().is_some_and(|r| r.name == name),
-                    _ => false,
-                })
-        });
-    volumes || env
-}
-
-/// Posts the node's status when it changes (a podCIDR arriving, the runtime's readiness) and
-/// at least every [`node::STATUS_REPORT`].
-struct StatusLoop {
-    client: kube::Client,
-    cri: cri::Cri,
-    id: node::Identity,
-    facts: node::Facts,
-    node_store: tug_runtime::Store<Node>,
-    cni_conf_dir: PathBuf,
-    ipam_dir: PathBuf,
-    dirty: Arc<tokio::sync::Notify>,
-}
-
-impl StatusLoop {
-    async fn run(self) {
-        let api: Api<Node> = Api::all(self.client.clone());
-        let mut posted = Instant::now() - node::STATUS_REPORT;
-        loop {
-            let node = self
-                .node_store
-                .get(&ObjectKey::cluster(self.id.name.clone()));
-            let cidr = node
-                .as_ref()
-                .and_then(|n| n.spec.as_ref())
-                .and_then(|s| s.pod_cidr.clone());
-            let mut health = node::Health::default();
-            match &cidr {
-                Some(c) => match cni::write(&self.cni_conf_dir, c, &self.ipam_dir) {
-                    Ok(true) => {}
-                    Ok(false) => health.message = format!("podCIDR {c} is not an IPv4 range"),
-                    Err(e) => health.message = format!("cannot write the CNI config: {e}"),
-                },
-                None => health.message = "the node has no podCIDR yet".into(),
-            }
-            match self.cri.conditions().await {
-                Ok(conds) => {
-                    health.runtime_ready =
-                        conds.iter().any(|(t, ok, _)| t == "RuntimeReady" && *ok);
-                    health.network_ready =
-                        conds.iter().any(|(t, ok, _)| t == "NetworkReady" && *ok);
-                    if health.message.is_empty() {
-                        if let Some((_, _, m)) = conds.iter().find(|(_, ok, _)| !ok) {
-                            health.message = m.clone();
-                        }
-                    }
-                }
-                Err(e) => health.message = e.to_string(),
-            }
-            if node.is_some() {
-                let images = node::images(&self.cri).await;
-                let now = k8s_openapi::jiff::Timestamp::now();
-                let current = node.as_ref().and_then(|n| n.status.as_ref());
-                let mut desired =
-                    node::desired_status(&self.id, &self.facts, &health, images, current, now);
-                if node::changed(current, &desired) || posted.elapsed() >= node::STATUS_REPORT {
-                    tug_hollow::node::beat(&mut desired, now);
-                    match tug_hollow::node::post_status(&api, &self.id.name, &desired).await {
-                        Ok(_) => posted = Instant::now(),
-                        Err(e) => tracing::warn!(error = %e, "posting the node status failed"),
-                    }
-                }
-            }
-            // containerd notices a new CNI config within a second or so: look again soon
-            // while not ready, else at the heartbeat interval or when the node changes.
-            let wait = if health.runtime_ready && health.network_ready {
-                node::LEASE_RENEW
-            } else {
-                Duration::from_millis(250)
-            };
-            let _ = tokio::time::timeout(wait, self.dirty.notified()).await;
-        }
-    }
 }

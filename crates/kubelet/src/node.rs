@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
     ContainerImage, DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints,
@@ -15,9 +15,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
 use tug_hollow::lease::NodeLease;
+use tug_runtime::ObjectKey;
 
 use crate::cri::Cri;
 
@@ -75,24 +75,20 @@ pub fn capacity(data_dir: &Path, max_pods: u32) -> BTreeMap<String, Quantity> {
     ])
 }
 
-/// The OCI/Go name of this machine's architecture.
-pub fn arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
 /// The labels a kubelet puts on its node.
 pub fn labels(id: &Identity) -> BTreeMap<String, String> {
     let mut l = BTreeMap::from([
         ("kubernetes.io/hostname".to_owned(), id.name.clone()),
         ("kubernetes.io/os".to_owned(), "linux".to_owned()),
-        ("kubernetes.io/arch".to_owned(), arch().to_owned()),
+        (
+            "kubernetes.io/arch".to_owned(),
+            crate::image::oci_arch().to_owned(),
+        ),
         ("beta.kubernetes.io/os".to_owned(), "linux".to_owned()),
-        ("beta.kubernetes.io/arch".to_owned(), arch().to_owned()),
+        (
+            "beta.kubernetes.io/arch".to_owned(),
+            crate::image::oci_arch().to_owned(),
+        ),
     ]);
     l.extend(id.labels.clone());
     l
@@ -116,15 +112,7 @@ pub async fn register(api: &Api<Node>, id: &Identity) -> Result<Node, kube::Erro
         }),
         status: None,
     };
-    match api.create(&PostParams::default(), &node).await {
-        Ok(n) => Ok(n),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let patch = serde_json::json!({ "metadata": { "labels": labels(id) } });
-            api.patch(&id.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-        }
-        Err(e) => Err(e),
-    }
+    tug_hollow::node::create_or_adopt(api, &node).await
 }
 
 /// What the node's conditions are made of.
@@ -167,7 +155,7 @@ pub fn system_info(runtime: &(String, String)) -> NodeSystemInfo {
         container_runtime_version: format!("{}://{}", runtime.0, runtime.1),
         kubelet_version: KUBELET_VERSION.to_owned(),
         operating_system: "linux".to_owned(),
-        architecture: arch().to_owned(),
+        architecture: crate::image::oci_arch().to_owned(),
         ..NodeSystemInfo::default()
     }
 }
@@ -319,4 +307,87 @@ pub async fn renew_lease(client: kube::Client, node: Arc<Node>) {
 pub fn changed(current: Option<&NodeStatus>, desired: &NodeStatus) -> bool {
     tug_hollow::node::status_changed(current, desired)
         || current.is_some_and(|c| c.images != desired.images)
+}
+
+/// Posts the node's status when it changes (a podCIDR arriving, the runtime's readiness) and
+/// at least every [`STATUS_REPORT`].
+pub struct StatusLoop {
+    /// The API.
+    pub client: kube::Client,
+    /// The runtime.
+    pub cri: crate::cri::Cri,
+    /// The node.
+    pub id: Identity,
+    /// Host facts.
+    pub facts: Facts,
+    /// The node, as its informer sees it.
+    pub node_store: tug_runtime::Store<Node>,
+    /// Where the CNI config goes.
+    pub cni_conf_dir: PathBuf,
+    /// host-local IPAM state.
+    pub ipam_dir: PathBuf,
+    /// Notified when the node changes.
+    pub dirty: Arc<tokio::sync::Notify>,
+}
+
+impl StatusLoop {
+    /// Runs until dropped.
+    pub async fn run(self) {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let mut posted = Instant::now() - STATUS_REPORT;
+        loop {
+            let node = self
+                .node_store
+                .get(&ObjectKey::cluster(self.id.name.clone()));
+            let cidr = node
+                .as_ref()
+                .and_then(|n| n.spec.as_ref())
+                .and_then(|s| s.pod_cidr.clone());
+            let mut health = Health::default();
+            match &cidr {
+                Some(c) => match crate::cni::write(&self.cni_conf_dir, c, &self.ipam_dir) {
+                    Ok(true) => {}
+                    Ok(false) => health.message = format!("podCIDR {c} is not an IPv4 range"),
+                    Err(e) => health.message = format!("cannot write the CNI config: {e}"),
+                },
+                None => health.message = "the node has no podCIDR yet".into(),
+            }
+            match self.cri.conditions().await {
+                Ok(conds) => {
+                    health.runtime_ready =
+                        conds.iter().any(|(t, ok, _)| t == "RuntimeReady" && *ok);
+                    health.network_ready =
+                        conds.iter().any(|(t, ok, _)| t == "NetworkReady" && *ok);
+                    if health.message.is_empty() {
+                        if let Some((_, _, m)) = conds.iter().find(|(_, ok, _)| !ok) {
+                            health.message = m.clone();
+                        }
+                    }
+                }
+                Err(e) => health.message = e.to_string(),
+            }
+            if node.is_some() {
+                let images = images(&self.cri).await;
+                let now = k8s_openapi::jiff::Timestamp::now();
+                let current = node.as_ref().and_then(|n| n.status.as_ref());
+                let mut desired =
+                    desired_status(&self.id, &self.facts, &health, images, current, now);
+                if changed(current, &desired) || posted.elapsed() >= STATUS_REPORT {
+                    tug_hollow::node::beat(&mut desired, now);
+                    match tug_hollow::node::post_status(&api, &self.id.name, &desired).await {
+                        Ok(_) => posted = Instant::now(),
+                        Err(e) => tracing::warn!(error = %e, "posting the node status failed"),
+                    }
+                }
+            }
+            // containerd notices a new CNI config within a second or so: look again soon
+            // while not ready, else at the heartbeat interval or when the node changes.
+            let wait = if health.runtime_ready && health.network_ready {
+                LEASE_RENEW
+            } else {
+                Duration::from_millis(250)
+            };
+            let _ = tokio::time::timeout(wait, self.dirty.notified()).await;
+        }
+    }
 }

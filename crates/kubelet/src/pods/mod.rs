@@ -23,6 +23,7 @@ use tug_runtime::events::Recorder;
 use tug_runtime::{ObjectKey, Queue, Store};
 
 use crate::cri::{api, Cri};
+use env::Kind;
 
 /// Directories of the kubelet's state.
 #[derive(Clone, Debug)]
@@ -165,4 +166,88 @@ pub async fn relist(k: Arc<Kubelet>) {
         k.probes.retain(&live);
         last = now;
     }
+}
+
+/// What a pod may use that, when it changes, means syncing the pod again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// A ConfigMap or Secret (volumes, env).
+    Source(env::Kind),
+    /// A PersistentVolumeClaim.
+    Claim,
+}
+
+/// Re-queues this node's pods that use the object each change of `informer` is about.
+pub fn requeue_users<K: tug_runtime::informer::Object>(
+    informer: &tug_runtime::Informer<K>,
+    k: &Arc<Kubelet>,
+    what: Use,
+) {
+    let k = k.clone();
+    informer.on_change(move |c: &tug_runtime::Change<'_, K>| {
+        let o = c.object();
+        let (ns, name) = (o.meta().namespace.as_deref(), o.meta().name.as_deref());
+        for p in k.pods.list_namespace(ns.unwrap_or_default()) {
+            if pod_uses(&p, what, name.unwrap_or_default()) {
+                k.queue.add(ObjectKey::of(p.as_ref()));
+            }
+        }
+    });
+}
+
+/// Whether `pod` uses the ConfigMap, Secret or claim `name` (in volumes or env).
+pub fn pod_uses(pod: &Pod, what: Use, name: &str) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    let volumes = spec.volumes.iter().flatten().any(|v| match what {
+        Use::Source(Kind::ConfigMap) => {
+            v.config_map.as_ref().is_some_and(|c| c.name == name)
+                || v.projected
+                    .iter()
+                    .flat_map(|p| p.sources.iter().flatten())
+                    .any(|s| s.config_map.as_ref().is_some_and(|c| c.name == name))
+        }
+        Use::Source(Kind::Secret) => {
+            v.secret
+                .as_ref()
+                .is_some_and(|s| s.secret_name.as_deref() == Some(name))
+                || v.projected
+                    .iter()
+                    .flat_map(|p| p.sources.iter().flatten())
+                    .any(|s| s.secret.as_ref().is_some_and(|c| c.name == name))
+        }
+        _ => v
+            .persistent_volume_claim
+            .as_ref()
+            .is_some_and(|c| c.claim_name == name),
+    });
+    let env = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| {
+            c.env_from.iter().flatten().any(|e| match what {
+                Use::Source(Kind::ConfigMap) => {
+                    e.config_map_ref.as_ref().is_some_and(|r| r.name == name)
+                }
+                Use::Source(Kind::Secret) => e.secret_ref.as_ref().is_some_and(|r| r.name == name),
+                _ => false,
+            }) || c
+                .env
+                .iter()
+                .flatten()
+                .filter_map(|e| e.value_from.as_ref())
+                .any(|f| match what {
+                    Use::Source(Kind::ConfigMap) => f
+                        .config_map_key_ref
+                        .as_ref()
+                        .is_some_and(|r| r.name == name),
+                    Use::Source(Kind::Secret) => {
+                        f.secret_key_ref.as_ref().is_some_and(|r| r.name == name)
+                    }
+                    _ => false,
+                })
+        });
+    volumes || env
 }
