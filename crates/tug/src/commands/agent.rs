@@ -77,13 +77,9 @@ impl KubeletFlags {
             anyhow::bail!("the host has no name: pass --node-name");
         }
         let data_dir = std::path::absolute(data_dir).context("--data-dir")?;
+        // Accepted as a path or as a `unix://` URL, as the kubelet's flag.
         let runtime_endpoint = self.container_runtime_endpoint.as_ref().map(|p| {
-            p.strip_prefix("unix://")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| p.clone())
-        });
-        let runtime_endpoint = runtime_endpoint.map(|p| {
-            let s = p.to_string_lossy().into_owned();
+            let s = p.to_string_lossy();
             PathBuf::from(s.strip_prefix("unix://").unwrap_or(&s))
         });
         Ok(tug_kubelet::Options {

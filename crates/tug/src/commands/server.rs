@@ -84,12 +84,6 @@ fn port_range(s: &str) -> anyhow::Result<(u16, u16)> {
     }
 }
 
-/// The address other hosts reach this one at: the source address the kernel picks for a
-/// route off the host (a UDP connect sends nothing), else loopback.
-fn primary_address() -> IpAddr {
-    tug_kubelet::default_ip()
-}
-
 /// Opens the store the flags choose.
 pub async fn open_store(args: &ServerArgs) -> anyhow::Result<Arc<dyn Store>> {
     if !args.datastore_endpoint.is_empty() {
@@ -236,7 +230,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let advertise = args
         .advertise_address
         .unwrap_or(if args.bind_address.is_unspecified() {
-            primary_address()
+            tug_kubelet::default_ip()
         } else {
             args.bind_address
         });
