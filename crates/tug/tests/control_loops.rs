@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{tug, wait_until, Kubectl, Process, Server};
+use common::{jsonpath, tug, wait_until, Kubectl, Process, Server};
 use std::process::Stdio;
 
 const KUBECTL: u32 = 33;
@@ -22,14 +22,6 @@ fn cluster(nodes: usize, extra: &[&str]) -> (Server, Kubectl) {
         out.lines().filter(|l| l.contains(" Ready")).count() == nodes
     });
     (server, k)
-}
-
-/// `kubectl get` with a jsonpath, trimmed.
-fn jsonpath(k: &Kubectl, args: &[&str], path: &str) -> String {
-    let template = format!("jsonpath={path}");
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["-o", template.as_str()]);
-    k.run(&all).1.trim().to_owned()
 }
 
 /// Names of the Running pods matching `selector`, with their nodes.

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{can_run_containers, wait_until, Kubectl, Server, BUSYBOX};
+use common::{can_run_containers, jsonpath, wait_until, Kubectl, Server, BUSYBOX};
 
 const KUBECTL: u32 = 33;
 
@@ -25,13 +25,6 @@ fn node() -> Option<(Server, Kubectl)> {
             .contains(" Ready")
     });
     Some((server, k))
-}
-
-fn jsonpath(k: &Kubectl, args: &[&str], path: &str) -> String {
-    let template = format!("jsonpath={path}");
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["-o", template.as_str()]);
-    k.run(&all).1.trim().to_owned()
 }
 
 fn apply(k: &Kubectl, yaml: &str) {
@@ -406,10 +399,7 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = common::tug()
-            .args(["killall", "--data-dir"])
-            .arg(self.dir.path())
-            .output();
+        common::killall(self.dir.path());
     }
 }
 

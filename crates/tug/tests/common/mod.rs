@@ -167,15 +167,20 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if self.agent {
-            // Stopping tug leaves containers running (as k3s); stop them and containerd.
-            let _ = tug()
-                .args(["killall", "--data-dir"])
-                .arg(self.dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            killall(self.dir.path());
         }
     }
+}
+
+/// `tug killall` on a data dir: stopping tug leaves its containers running (as k3s does);
+/// this stops them, their containerd and the node's bridge.
+pub fn killall(data_dir: &Path) {
+    let _ = tug()
+        .args(["killall", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Whether this machine can run real containers for the tests (root, containerd, runc and
@@ -258,6 +263,14 @@ pub fn kubectl(minor: u32) -> Command {
     );
     cmd.env_remove("KUBECONFIG");
     cmd
+}
+
+/// `kubectl get …` with a jsonpath output, trimmed (empty when kubectl fails).
+pub fn jsonpath(k: &Kubectl, args: &[&str], path: &str) -> String {
+    let template = format!("jsonpath={path}");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-o", template.as_str()]);
+    k.run(&all).1.trim().to_owned()
 }
 
 /// Runs a command, returning (success, stdout, stderr).
