@@ -37,13 +37,14 @@ pub struct Subresource {
 }
 
 /// Decodes a JSON object as a kind's `k8s-openapi` type and encodes it back: the schema check
-/// of a request body (wrong types fail; unknown fields are dropped).
-pub type Normalize = fn(serde_json::Value) -> Result<serde_json::Value, serde_json::Error>;
+/// of a request body (wrong types fail; unknown fields are dropped). The value is read in
+/// place, so the caller keeps it to compare with the result.
+pub type Normalize = fn(&serde_json::Value) -> Result<serde_json::Value, serde_json::Error>;
 
 fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(
-    value: serde_json::Value,
+    value: &serde_json::Value,
 ) -> Result<serde_json::Value, serde_json::Error> {
-    let typed: T = serde_json::from_value(value)?;
+    let typed = T::deserialize(value)?;
     serde_json::to_value(&typed)
 }
 

@@ -364,7 +364,7 @@ async fn current(reg: &Registry, t: &Target) -> Result<Value, ApiError> {
     reg.cache
         .resource(t.info)
         .get(&key)
-        .map(|c| c.value.clone())
+        .map(|c| c.value().clone())
         .ok_or_else(|| ApiError::not_found(t.status_target()))
 }
 
@@ -424,7 +424,7 @@ fn node_location(reg: &Registry, node: &str) -> Result<(String, u16), ApiError> 
             name: node,
         })
     })?;
-    location(&obj.value).ok_or_else(|| {
+    location(obj.value()).ok_or_else(|| {
         ApiError::internal(format!(
             "node {node:?} has no address to reach its kubelet at"
         ))

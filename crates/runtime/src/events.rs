@@ -125,7 +125,6 @@ async fn write_events(client: kube::Client, source: EventSource, mut rx: mpsc::R
             p.message.clone(),
         );
         let now = crate::now();
-        let api: Api<Event> = Api::namespaced(client.clone(), &ns);
         if let Some((ens, name, count)) = seen.get_mut(&key) {
             *count += 1;
             let patch = serde_json::json!({ "count": *count, "lastTimestamp": now });
@@ -162,8 +161,8 @@ async fn write_events(client: kube::Client, source: EventSource, mut rx: mpsc::R
             reporting_instance: source.host.clone(),
             ..Event::default()
         };
-        match api.create(&PostParams::default(), &event).await {
-            Ok(_) => {
+        match create(&client, &ns, &event).await {
+            Ok(()) => {
                 if seen.len() >= REMEMBERED {
                     seen.clear();
                 }
@@ -172,4 +171,16 @@ async fn write_events(client: kube::Client, source: EventSource, mut rx: mpsc::R
             Err(e) => tracing::debug!(error = %e, "writing an event failed"),
         }
     }
+}
+
+/// Creates an Event, reading the answer only for its status: the recorder never looks at
+/// the created object, so decoding it (what `Api::create` does) would be wasted work on
+/// every event.
+async fn create(client: &kube::Client, ns: &str, event: &Event) -> Result<(), kube::Error> {
+    let body = serde_json::to_vec(event).map_err(kube::Error::SerdeError)?;
+    let mut req = kube::core::Request::new(Event::url_path(&(), Some(ns)))
+        .create(&PostParams::default(), body)
+        .map_err(kube::Error::BuildRequest)?;
+    req.extensions_mut().insert("create");
+    client.request_text(req).await.map(drop)
 }

@@ -80,8 +80,7 @@ impl Cache {
             self.count_images(&old, -1);
         }
         let ni = self.touch(name);
-        ni.node = None;
-        ni.images = Arc::default();
+        ni.clear_node();
         if ni.pods.is_empty() {
             self.nodes.remove(name);
         }

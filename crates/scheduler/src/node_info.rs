@@ -237,9 +237,9 @@ pub struct NodeInfo {
     pub generation: u64,
     /// spec.unschedulable (cordoned).
     pub unschedulable: bool,
+    /// spec.taints, kept here so Filters read them without reaching into the node object.
+    taints: Vec<Taint>,
 }
-
-static EMPTY_TAINTS: Vec<Taint> = Vec::new();
 
 impl NodeInfo {
     /// An empty NodeInfo for `name`.
@@ -276,7 +276,19 @@ impl NodeInfo {
             .as_ref()
             .and_then(|s| s.unschedulable)
             .unwrap_or(false);
+        self.taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
         self.node = Some(node);
+    }
+
+    /// Forgets the node object (deleted); its pods stay.
+    pub fn clear_node(&mut self) {
+        self.node = None;
+        self.images = Arc::default();
+        self.taints = Vec::new();
     }
 
     /// The node's labels.
@@ -286,11 +298,7 @@ impl NodeInfo {
 
     /// The node's taints.
     pub fn taints(&self) -> &[Taint] {
-        self.node
-            .as_ref()
-            .and_then(|n| n.spec.as_ref())
-            .and_then(|s| s.taints.as_ref())
-            .unwrap_or(&EMPTY_TAINTS)
+        &self.taints
     }
 
     /// Adds a pod.

@@ -164,12 +164,9 @@ impl Scheduler {
         let mut state = CycleState::default();
         match self.schedule_pod(cycle, &info, &mut state) {
             Ok(node) => {
-                let mut assumed = (*pod).clone();
-                if let Some(spec) = assumed.spec.as_mut() {
-                    spec.node_name = Some(node.clone());
-                }
-                let assumed = Arc::new(PodInfo::new(Arc::new(assumed)));
-                s.cache().assume(assumed, &node);
+                // The cache records the node; the pod's own info is what it counts (no copy
+                // of the pod with nodeName set: nothing reads it before the bind is seen).
+                s.cache().assume(info, &node);
                 s.queue.done(&qp.key);
                 s.nominator().delete(&qp.key);
                 tokio::spawn(binding::bind_cycle(s.clone(), qp, node));

@@ -42,9 +42,19 @@ impl FieldSet {
         match path {
             [] => {}
             [pe] => {
-                self.members.insert(pe.clone());
+                if !self.members.contains(pe) {
+                    self.members.insert(pe.clone());
+                }
             }
-            [pe, rest @ ..] => self.children.entry(pe.clone()).or_default().insert(rest),
+            // Elements are cloned only for levels the set does not have yet.
+            [pe, rest @ ..] => match self.children.get_mut(pe) {
+                Some(child) => child.insert(rest),
+                None => {
+                    let mut child = FieldSet::new();
+                    child.insert(rest);
+                    self.children.insert(pe.clone(), child);
+                }
+            },
         }
     }
 
@@ -145,6 +155,51 @@ impl FieldSet {
             }
         }
         out
+    }
+
+    /// Adds every path of `other` (an in-place [`union`](Self::union)).
+    pub fn absorb(&mut self, other: FieldSet) {
+        self.members.extend(other.members);
+        for (pe, c) in other.children {
+            match self.children.entry(pe) {
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().absorb(c),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(c);
+                }
+            }
+        }
+    }
+
+    /// Removes the paths of `other` (an in-place [`difference`](Self::difference)).
+    pub fn remove_all(&mut self, other: &FieldSet) {
+        for m in &other.members {
+            self.members.remove(m);
+        }
+        for (pe, o) in &other.children {
+            if let Some(c) = self.children.get_mut(pe) {
+                c.remove_all(o);
+                if c.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
+    }
+
+    /// Removes the paths of `other` and those below its members (an in-place
+    /// [`recursive_difference`](Self::recursive_difference)).
+    pub fn remove_below(&mut self, other: &FieldSet) {
+        for m in &other.members {
+            self.members.remove(m);
+            self.children.remove(m);
+        }
+        for (pe, o) in &other.children {
+            if let Some(c) = self.children.get_mut(pe) {
+                c.remove_below(o);
+                if c.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
     }
 
     /// Every member path, in upstream's order (members of a level, then each child's).

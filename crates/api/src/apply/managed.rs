@@ -124,8 +124,14 @@ pub(crate) fn describe(
     s
 }
 
-/// The paths no manager owns: identity and server-set metadata (upstream's list).
-pub(crate) fn strip_set() -> FieldSet {
+/// The paths no manager owns: identity and server-set metadata (upstream's list). Built
+/// once.
+pub(crate) fn strip_set() -> &'static FieldSet {
+    static SET: std::sync::LazyLock<FieldSet> = std::sync::LazyLock::new(build_strip_set);
+    &SET
+}
+
+fn build_strip_set() -> FieldSet {
     let f = |s: &str| PathElement::Field(s.to_owned());
     let mut set = FieldSet::new();
     set.insert(&[f("apiVersion")]);
@@ -276,6 +282,13 @@ pub fn encode(entries: &[ManagedEntry]) -> Option<Value> {
 /// Folds the oldest `Update` entries into `ancient-changes` entries (one per API version)
 /// while there are more than ten, as upstream does.
 pub(crate) fn cap_update_managers(entries: &mut Vec<ManagedEntry>) {
+    let updates = entries
+        .iter()
+        .filter(|e| e.operation == Operation::Update)
+        .count();
+    if updates <= MAX_UPDATE_MANAGERS {
+        return;
+    }
     let mut updaters: Vec<ManagedEntry> = entries
         .iter()
         .filter(|e| e.operation == Operation::Update)

@@ -282,13 +282,17 @@ fn record(
 ) {
     let mut cmp = compare(schemas, old, new, Some(ty));
     cmp.exclude(reset);
-    // Forced: an update never conflicts.
-    let _ = update_others(entries, &cmp, None, true);
-    let set = cmp.changed().difference(&managed::strip_set());
+    if !entries.is_empty() {
+        // Forced: an update never conflicts.
+        let _ = update_others(entries, &cmp, None, true);
+    }
+    let mut set = cmp.added;
+    set.absorb(cmp.modified);
+    set.remove_all(managed::strip_set());
     if !set.is_empty() {
         match entries.iter_mut().find(|e| e.same_manager(&who)) {
             Some(e) => {
-                e.fields = set.union(&e.fields);
+                e.fields.absorb(set);
                 e.time = who.time.clone();
             }
             None => entries.push(ManagedEntry { fields: set, ..who }),
@@ -404,7 +408,7 @@ pub fn apply(
     let changed = pruned != live_obj;
     let strip = managed::strip_set();
     for e in entries.iter_mut().filter(|e| e.same_manager(&applier)) {
-        e.fields = e.fields.difference(&strip);
+        e.fields.remove_all(strip);
         if changed {
             e.time = Some(mgr.time.into());
         }

@@ -322,9 +322,9 @@ impl Comparison {
 
     /// Drops the paths at or below any member of `exclude` from all three sets.
     pub fn exclude(&mut self, exclude: &FieldSet) {
-        self.added = self.added.recursive_difference(exclude);
-        self.modified = self.modified.recursive_difference(exclude);
-        self.removed = self.removed.recursive_difference(exclude);
+        self.added.remove_below(exclude);
+        self.modified.remove_below(exclude);
+        self.removed.remove_below(exclude);
     }
 }
 
@@ -407,8 +407,11 @@ impl<'s> Comparer<'s, '_> {
                 let rm = r.and_then(Value::as_object);
                 let mut keys: Vec<&String> =
                     lm.into_iter().chain(rm).flat_map(|m| m.keys()).collect();
-                keys.sort();
-                keys.dedup();
+                if lm.is_some() && rm.is_some() {
+                    // Keys of both maps: once each (the sets built do not depend on order).
+                    keys.sort();
+                    keys.dedup();
+                }
                 for k in keys {
                     let (cty, _) = field_ty(obj, k);
                     path.push(PathElement::Field(k.clone()));

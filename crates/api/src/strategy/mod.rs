@@ -9,6 +9,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 mod batch;
@@ -316,14 +317,14 @@ pub fn validate(
 ) -> Vec<FieldError> {
     let meta: ObjectMeta = match obj.get("metadata") {
         None | Some(Value::Null) => ObjectMeta::default(),
-        Some(m) => match serde_json::from_value(m.clone()) {
+        Some(m) => match ObjectMeta::deserialize(m) {
             Ok(m) => m,
             Err(e) => return vec![decode_error(&e)],
         },
     };
     let old_meta: Option<ObjectMeta> = match old.and_then(|o| o.get("metadata")) {
         None | Some(Value::Null) => None,
-        Some(m) => serde_json::from_value(m.clone()).ok(),
+        Some(m) => ObjectMeta::deserialize(m).ok(),
     };
     let info = find_kind(group, plural);
     let namespaced = info.map_or_else(
@@ -363,9 +364,9 @@ pub(crate) fn run<T: DeserializeOwned>(
     old: Option<&Value>,
     f: impl FnOnce(&T, Option<&T>) -> Errs,
 ) -> Result<Errs, FieldError> {
-    let new: T = serde_json::from_value(obj.clone()).map_err(|e| decode_error(&e))?;
+    let new = T::deserialize(obj).map_err(|e| decode_error(&e))?;
     let old: Option<T> = match old {
-        Some(o) => Some(serde_json::from_value(o.clone()).map_err(|e| decode_error(&e))?),
+        Some(o) => Some(T::deserialize(o).map_err(|e| decode_error(&e))?),
         None => None,
     };
     Ok(f(&new, old.as_ref()))

@@ -108,10 +108,10 @@ async fn named_class(reg: &Registry, name: &str) -> Result<Option<Value>, ApiErr
         return Ok(None);
     };
     if let Some(c) = cache.get(name) {
-        return Ok(Some(c.value.clone()));
+        return Ok(Some(c.value().clone()));
     }
     reg.cache.wait_fresh().await?;
-    Ok(cache.get(name).map(|c| c.value.clone()))
+    Ok(cache.get(name).map(|c| c.value().clone()))
 }
 
 /// The global default PriorityClass (the highest value if several claim it, as upstream),
@@ -121,9 +121,9 @@ fn default_class(reg: &Registry) -> Option<Value> {
     let snap = cache.snapshot(None, reg.cache.revision());
     snap.items
         .iter()
-        .filter(|c| c.value["globalDefault"].as_bool() == Some(true))
-        .max_by_key(|c| c.value["value"].as_i64().unwrap_or(0))
-        .map(|c| c.value.clone())
+        .filter(|c| c.value()["globalDefault"].as_bool() == Some(true))
+        .max_by_key(|c| c.value()["value"].as_i64().unwrap_or(0))
+        .map(|c| c.value().clone())
 }
 
 /// The DefaultTolerationSeconds plugin for a pod.

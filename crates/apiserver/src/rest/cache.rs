@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, watch};
 use tug_api::ResourceInfo;
 use tug_store::{EventKind, ListOptions, Store};
 
-use super::object;
+use super::{object, stamp};
 use crate::status::ApiError;
 
 /// Events kept per resource for watches that resume from a recent revision.
@@ -30,29 +30,59 @@ const FANOUT_QUEUE: usize = 4096;
 /// How long a request waits for the cache to reach a revision before giving up.
 pub const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 
-/// One object as the cache holds it.
+/// One object as the cache holds it: its bytes as served, and its decoded value, made on
+/// first use (plain watches and lists serve the bytes alone, so most objects are never
+/// decoded).
 #[derive(Debug)]
 pub struct Cached {
     /// Its key below the resource prefix: `ns/name` or `name`.
     pub key: String,
     /// Its resource version.
     pub rv: i64,
-    /// The object (with `metadata.resourceVersion`).
-    pub value: Value,
-    /// `value` serialized, shared by every response that carries it.
+    /// The object serialized (with `metadata.resourceVersion`), shared by every response
+    /// that carries it.
     pub bytes: Bytes,
+    value: OnceLock<Value>,
 }
 
 impl Cached {
+    /// The cached form of a stored object: `stored` with its resourceVersion spliced in
+    /// ([`stamp`]); decoded and encoded again only when splicing cannot be done. Bytes that
+    /// are not JSON are refused here, so [`value`](Self::value) always decodes.
     pub(crate) fn new(key: String, rv: i64, stored: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice::<serde::de::IgnoredAny>(stored)?;
+        if let Some(bytes) = stamp::stamp(stored, rv) {
+            return Ok(Cached {
+                key,
+                rv,
+                bytes,
+                value: OnceLock::new(),
+            });
+        }
         let value = object::decode_stored(stored, rv)?;
         let bytes = Bytes::from(serde_json::to_vec(&value)?);
         Ok(Cached {
             key,
             rv,
-            value,
             bytes,
+            value: OnceLock::from(value),
         })
+    }
+
+    /// A copy of the object to change, decoded from the bytes (without keeping a decoded
+    /// value in the cache).
+    pub fn decode(&self) -> Result<Value, serde_json::Error> {
+        match self.value.get() {
+            Some(v) => Ok(v.clone()),
+            None => serde_json::from_slice(&self.bytes),
+        }
+    }
+
+    /// The object (with `metadata.resourceVersion`).
+    pub fn value(&self) -> &Value {
+        // The bytes were checked when the object was cached; `Null` cannot happen.
+        self.value
+            .get_or_init(|| serde_json::from_slice(&self.bytes).unwrap_or(Value::Null))
     }
 
     /// The namespace part of the key (namespaced resources).

@@ -90,7 +90,7 @@ pub async fn sync(reg: &Arc<Registry>, last: &mut Accepted) -> bool {
         .snapshot(None, reg.cache.revision())
         .items
         .iter()
-        .map(|c| c.value.clone())
+        .map(|c| c.value().clone())
         .collect();
     // The oldest CRD keeps contested names, as upstream.
     crds.sort_by(|a, b| {
@@ -413,13 +413,13 @@ async fn finish_deletion(reg: &Arc<Registry>, crd: &CustomResourceDefinition) ->
                 .namespace()
                 .map(str::to_owned)
                 .filter(|_| info.namespaced),
-            name: Some(object::name(&obj.value).to_owned()),
+            name: Some(object::name(obj.value()).to_owned()),
             sub: None,
             custom: None,
         };
-        match write::delete_one(reg, &t, &write::DeleteOptions::default()).await {
+        match super::delete::delete_one(reg, &t, &super::delete::DeleteOptions::default()).await {
             Ok(_) => {
-                if object::has_finalizers(&obj.value) {
+                if object::has_finalizers(obj.value()) {
                     remaining += 1;
                 }
             }

@@ -31,14 +31,14 @@ pub async fn evict(
 ) -> Result<Response, ApiError> {
     let mut eviction = write::object_map(request::parse_json(body)?)?;
     write::check_type_field(&mut eviction, "kind", "kind", "Eviction")?;
-    let opts = write::delete_options_from(q, eviction.get("deleteOptions"))?;
+    let opts = super::delete::delete_options_from(q, eviction.get("deleteOptions"))?;
     let pod = super::subresource::current(reg, t).await?;
     if !can_ignore_budget(&pod) {
         if let Some(pdb) = budget_of(reg, t, &pod).await? {
             take_disruption(reg, t, &pod, &pdb, opts.dry_run).await?;
         }
     }
-    write::delete_one(reg, t, &opts).await?;
+    super::delete::delete_one(reg, t, &opts).await?;
     Ok(render::value_response(
         StatusCode::CREATED,
         &super::subresource::success(),
@@ -72,7 +72,7 @@ async fn budget_of(reg: &Registry, t: &Target, pod: &Value) -> Result<Option<Val
         .snapshot(t.namespace.as_deref(), reg.cache.revision());
     let mut found = Vec::new();
     for c in snap.items.iter() {
-        let Some(sel) = c.value["spec"].get("selector").filter(|s| !s.is_null()) else {
+        let Some(sel) = c.value()["spec"].get("selector").filter(|s| !s.is_null()) else {
             continue;
         };
         let Ok(sel) = serde_json::from_value(sel.clone()) else {
@@ -82,7 +82,7 @@ async fn budget_of(reg: &Registry, t: &Target, pod: &Value) -> Result<Option<Val
             continue;
         };
         if sel.matches_object(pod) {
-            found.push(c.value.clone());
+            found.push(c.value().clone());
         }
     }
     match found.len() {

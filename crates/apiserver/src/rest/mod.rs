@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod cache;
 pub mod crds;
 pub mod custom;
+pub mod delete;
 pub mod eviction;
 pub mod fields;
 pub mod kinds;
@@ -21,6 +22,7 @@ pub mod read;
 pub mod render;
 pub mod request;
 pub mod resources;
+mod stamp;
 pub mod strict;
 pub mod subresource;
 pub mod watch;
@@ -83,7 +85,7 @@ impl Registry {
         if let Some(info) = tug_api::find("", "v1", "services") {
             let services = cache.resource(info);
             for svc in services.snapshot(None, cache.revision()).items {
-                allocator.mark_used(&svc.value);
+                allocator.mark_used(svc.value());
             }
         }
         let registry = Arc::new(Registry {
@@ -198,7 +200,7 @@ async fn dispatch(
         "create" => write::create(reg, &t, &q, &headers, &body).await,
         "update" => write::replace(reg, &t, &q, &headers, &body, part).await,
         "patch" => patching::patch(reg, &t, &q, &headers, &body, part).await,
-        "delete" => write::delete(reg, &t, &q, &body).await,
-        _ => write::delete_collection(reg, &t, &q, &body).await,
+        "delete" => delete::delete(reg, &t, &q, &body).await,
+        _ => delete::delete_collection(reg, &t, &q, &body).await,
     }
 }

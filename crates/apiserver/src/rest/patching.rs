@@ -119,14 +119,14 @@ pub async fn patch(
     let opts = WriteOpts::from_request(q, headers, part.subresource())?;
     let doc = request::parse_json(body)?;
     let warnings = Mutex::new(Vec::new());
-    let updated = write::update_with(reg, t, part, &opts, |old| {
+    let updated = write::update_written(reg, t, part, &opts, |old| {
         let (new, w) = apply_patch(t, q, kind, &doc, old)?;
         *warnings.lock().unwrap_or_else(|e| e.into_inner()) = w;
         let expected = write::changed_precondition(&new, old)?;
         Ok((new, expected))
     })
     .await?;
-    let res = render::value_response(StatusCode::OK, &updated);
+    let res = updated.response(StatusCode::OK);
     let warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(write::with_warnings(res, &warnings))
 }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::response::Response;
-use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 use tug_api::selectors::{FieldSelector, LabelSelector};
@@ -45,6 +44,11 @@ impl Selectors {
     pub fn matches(&self, t: &Target, obj: &Value) -> bool {
         (self.labels.is_empty() || self.labels.matches_object(obj))
             && (self.fields.is_empty() || self.fields.matches(t.info.group, t.info.plural, obj))
+    }
+
+    /// Whether a cached object matches both (decoding it only when a selector is set).
+    pub fn matches_cached(&self, t: &Target, obj: &Cached) -> bool {
+        (self.labels.is_empty() && self.fields.is_empty()) || self.matches(t, obj.value())
     }
 }
 
@@ -88,14 +92,7 @@ pub async fn get(
     let cached = resource(reg, t)
         .get(&key)
         .ok_or_else(|| ApiError::not_found(t.status_target()))?;
-    let body = render::object_body(
-        t.info,
-        t.custom.as_deref(),
-        form,
-        include,
-        Some(&cached.bytes),
-        &cached.value,
-    );
+    let body = render::object_body(t.info, t.custom.as_deref(), form, include, &cached);
     Ok(render::json_response(StatusCode::OK, body))
 }
 
@@ -206,7 +203,7 @@ pub async fn list(
                 .as_ref()
                 .is_none_or(|s| c.key.as_str() >= s.as_str())
         })
-        .filter(|c| sel.matches(t, &c.value))
+        .filter(|c| sel.matches_cached(t, c))
         .collect();
     let mut cont = store_continue;
     if from_cache && limit > 0 && selected.len() > limit {
@@ -216,7 +213,7 @@ pub async fn list(
             cont = Some(ContinueToken::new(&list_prefix, list_rv, &next).encode());
         }
     }
-    let parts: Vec<(&Bytes, &Value)> = selected.iter().map(|c| (&c.bytes, &c.value)).collect();
+    let parts: Vec<&Cached> = selected.iter().map(|c| c.as_ref()).collect();
     let meta = render::list_meta(list_rv, cont.as_deref());
     let body = render::list_body(t.info, t.custom.as_deref(), form, include, &parts, meta);
     Ok(render::json_response(StatusCode::OK, body))

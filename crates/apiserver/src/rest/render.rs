@@ -10,6 +10,7 @@ use http::{header, HeaderValue, StatusCode};
 use serde_json::{json, Value};
 use tug_api::ResourceInfo;
 
+use super::cache::Cached;
 use super::resources::CustomVersion;
 
 use super::request::{Form, Query};
@@ -162,31 +163,30 @@ pub fn as_version(
     Some(out)
 }
 
-/// `obj`'s bytes as read through `info`'s version.
-pub fn versioned_bytes(
-    info: &ResourceInfo,
-    custom: Option<&CustomVersion>,
-    bytes: &Bytes,
-    obj: &Value,
-) -> Bytes {
-    match as_version(info, custom, obj) {
+/// `obj`'s bytes as read through `info`'s version (a built-in kind's objects, or custom
+/// ones already in that version, are their cached bytes: nothing is decoded).
+pub fn versioned_bytes(info: &ResourceInfo, custom: Option<&CustomVersion>, obj: &Cached) -> Bytes {
+    if custom.is_none() {
+        return obj.bytes.clone();
+    }
+    match as_version(info, custom, obj.value()) {
         Some(v) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
-        None => bytes.clone(),
+        None => obj.bytes.clone(),
     }
 }
 
-/// A list body from already-encoded items, in the form asked for.
+/// A list body from cached items, in the form asked for (JSON joins their bytes).
 pub fn list_body(
     info: &ResourceInfo,
     custom: Option<&CustomVersion>,
     form: Form,
     include: Include,
-    items: &[(&Bytes, &Value)],
+    items: &[&Cached],
     meta: Value,
 ) -> Bytes {
     match form {
         Form::Json => {
-            let size: usize = items.iter().map(|(b, _)| b.len() + 1).sum();
+            let size: usize = items.iter().map(|c| c.bytes.len() + 1).sum();
             let mut out = BytesMut::with_capacity(size + 128);
             out.put_slice(b"{\"kind\":\"");
             out.put_slice(info.kind.as_bytes());
@@ -195,20 +195,17 @@ pub fn list_body(
             out.put_slice(b"\",\"metadata\":");
             out.put_slice(&serde_json::to_vec(&meta).unwrap_or_default());
             out.put_slice(b",\"items\":[");
-            for (i, (bytes, value)) in items.iter().enumerate() {
+            for (i, c) in items.iter().enumerate() {
                 if i > 0 {
                     out.put_u8(b',');
                 }
-                match as_version(info, custom, value) {
-                    Some(v) => out.put_slice(&serde_json::to_vec(&v).unwrap_or_default()),
-                    None => out.put_slice(bytes),
-                }
+                out.put_slice(&versioned_bytes(info, custom, c));
             }
             out.put_slice(b"]}");
             out.freeze()
         }
         Form::Table(version) => {
-            let values: Vec<&Value> = items.iter().map(|(_, v)| *v).collect();
+            let values: Vec<&Value> = items.iter().map(|c| c.value()).collect();
             let t = table(info, custom, version, &values, include, meta, true);
             Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
         }
@@ -217,35 +214,31 @@ pub fn list_body(
                 "kind": "PartialObjectMetadataList",
                 "apiVersion": "meta.k8s.io/v1",
                 "metadata": meta,
-                "items": items.iter().map(|(_, v)| partial_metadata(v)).collect::<Vec<_>>(),
+                "items": items.iter().map(|c| partial_metadata(c.value())).collect::<Vec<_>>(),
             });
             Bytes::from(serde_json::to_vec(&list).unwrap_or_default())
         }
     }
 }
 
-/// One object in the form asked for.
+/// One cached object in the form asked for.
 pub fn object_body(
     info: &ResourceInfo,
     custom: Option<&CustomVersion>,
     form: Form,
     include: Include,
-    bytes: Option<&Bytes>,
-    obj: &Value,
+    obj: &Cached,
 ) -> Bytes {
     match form {
-        Form::Json => match (bytes, as_version(info, custom, obj)) {
-            (_, Some(v)) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
-            (Some(b), None) => b.clone(),
-            (None, None) => Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
-        },
+        Form::Json => versioned_bytes(info, custom, obj),
         Form::Table(version) => {
-            let meta = json!({ "resourceVersion": obj["metadata"]["resourceVersion"].clone() });
-            let t = table(info, custom, version, &[obj], include, meta, true);
+            let value = obj.value();
+            let meta = json!({ "resourceVersion": value["metadata"]["resourceVersion"].clone() });
+            let t = table(info, custom, version, &[value], include, meta, true);
             Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
         }
         Form::Metadata => {
-            Bytes::from(serde_json::to_vec(&partial_metadata(obj)).unwrap_or_default())
+            Bytes::from(serde_json::to_vec(&partial_metadata(obj.value())).unwrap_or_default())
         }
     }
 }

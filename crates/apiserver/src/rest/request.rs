@@ -242,16 +242,30 @@ fn unsupported_media(got: &str, accepted: &str) -> ApiError {
 
 /// Parses a JSON body into a value; malformed JSON is a 400 naming the problem.
 pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    check_not_empty(body)?;
+    serde_json::from_slice(body).map_err(not_json)
+}
+
+/// [`parse_json`], also naming the keys that appear twice in one object
+/// ([`super::strict`]), in the same pass.
+pub fn parse_json_with_duplicates(body: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
+    check_not_empty(body)?;
+    super::strict::parse_with_duplicates(body).map_err(not_json)
+}
+
+fn check_not_empty(body: &[u8]) -> Result<(), ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "the request body is empty".to_owned(),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the request body is not valid JSON: {e}; if it is YAML, send it as JSON"
-        ))
-    })
+    Ok(())
+}
+
+fn not_json(e: serde_json::Error) -> ApiError {
+    ApiError::bad_request(format!(
+        "the request body is not valid JSON: {e}; if it is YAML, send it as JSON"
+    ))
 }
 
 /// Checks a body against [`MAX_BODY_BYTES`].

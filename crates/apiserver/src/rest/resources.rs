@@ -207,8 +207,8 @@ fn leak_list(items: &[String]) -> &'static [&'static str] {
 }
 
 /// Custom resources are not typed: the body is kept as sent (schema checks are the CRD's).
-fn untyped(value: serde_json::Value) -> Result<serde_json::Value, serde_json::Error> {
-    Ok(value)
+fn untyped(value: &serde_json::Value) -> Result<serde_json::Value, serde_json::Error> {
+    Ok(value.clone())
 }
 
 /// The [`ResourceInfo`] for these names: the same `&'static` for the same names.

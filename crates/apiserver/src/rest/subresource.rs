@@ -96,7 +96,7 @@ pub(super) async fn current(reg: &Registry, t: &Target) -> Result<Value, ApiErro
     reg.cache
         .resource(t.info)
         .get(&key)
-        .map(|c| c.value.clone())
+        .map(|c| c.value().clone())
         .ok_or_else(|| ApiError::not_found(t.status_target()))
 }
 
@@ -276,8 +276,25 @@ async fn bind(
     }
     let name = t.name_str().to_owned();
     let key = write::key_of(t, &name);
+    // The first attempt starts from the watch cache, as upstream's GuaranteedUpdate does:
+    // a stale copy fails the compare-and-swap and the retry reads the store. (Staleness
+    // cannot fake the checks below: a node once set and a deletion once begun stay.)
+    let mut cached = reg
+        .cache
+        .resource(t.info)
+        .get(&object::relative_key(t.namespace.as_deref(), &name));
     for _ in 0..write::RETRIES {
-        let (kv, mut pod) = write::load(reg, t, &key).await?;
+        let (revision, mut pod) = match cached.take() {
+            Some(c) => (
+                c.rv,
+                c.decode()
+                    .map_err(|e| ApiError::internal(format!("undecodable object {key}: {e}")))?,
+            ),
+            None => {
+                let (kv, pod) = write::load(reg, t, &key).await?;
+                (kv.mod_revision, pod)
+            }
+        };
         if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
             return Err(ApiError::conflict(
                 t.status_target(),
@@ -311,7 +328,7 @@ async fn bind(
         }
         match reg
             .store
-            .update(&key, object::encode_for_store(&mut pod), kv.mod_revision)
+            .update(&key, object::encode_for_store(&mut pod), revision)
             .await
         {
             Ok(_) => return Ok(render::value_response(StatusCode::CREATED, &success())),

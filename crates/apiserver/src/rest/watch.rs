@@ -41,12 +41,7 @@ impl Renderer {
     fn frame(&mut self, kind: &str, obj: &Cached) -> Bytes {
         match self.form {
             Form::Json => {
-                let bytes = render::versioned_bytes(
-                    self.t.info,
-                    self.custom.as_deref(),
-                    &obj.bytes,
-                    &obj.value,
-                );
+                let bytes = render::versioned_bytes(self.t.info, self.custom.as_deref(), obj);
                 let mut out = BytesMut::with_capacity(bytes.len() + 40);
                 out.put_slice(b"{\"type\":\"");
                 out.put_slice(kind.as_bytes());
@@ -61,7 +56,7 @@ impl Renderer {
                     self.t.info,
                     self.custom.as_deref(),
                     version,
-                    &[&obj.value],
+                    &[obj.value()],
                     self.include,
                     meta,
                     !self.columns_sent,
@@ -71,7 +66,7 @@ impl Renderer {
             }
             Form::Metadata => line(&json!({
                 "type": kind,
-                "object": render::partial_metadata(&obj.value),
+                "object": render::partial_metadata(obj.value()),
             })),
         }
     }
@@ -111,8 +106,8 @@ fn visible(t: &Target, sel: &Selectors, ns: Option<&str>, e: &CacheEvent) -> Opt
     if ns.is_some() && e.object.namespace() != ns {
         return None;
     }
-    let now = sel.matches(t, &e.object.value);
-    let before = e.prev.as_ref().is_some_and(|p| sel.matches(t, &p.value));
+    let now = sel.matches_cached(t, &e.object);
+    let before = e.prev.as_ref().is_some_and(|p| sel.matches_cached(t, p));
     match (e.kind, before, now) {
         (EventType::Deleted, _, _) if before || now => Some(EventType::Deleted),
         (EventType::Deleted, _, _) => None,
@@ -197,7 +192,7 @@ pub async fn serve(
                 // Events arrive in revision order; anything at or before `last` was delivered.
                 let mut last = if after > 0 { after } else { sub.rv };
                 for obj in &sub.initial {
-                    if sel.matches(&t, &obj.value) && tx.send(r.frame("ADDED", obj)).await.is_err()
+                    if sel.matches_cached(&t, obj) && tx.send(r.frame("ADDED", obj)).await.is_err()
                     {
                         return;
                     }

@@ -1,22 +1,21 @@
-//! Writes: create, replace, patch, delete and deletecollection, all through the same steps
-//! as upstream — decode and check the body against the kind's type, server-set metadata,
+//! Writes: create, replace and the update step of patches, all through the same steps as
+//! upstream — decode and check the body against the kind's type, server-set metadata,
 //! defaulting, validation (422 with causes), namespace lifecycle, then a compare-and-swap
 //! write that retries on conflict unless the client named a resourceVersion. `dryRun=All`
-//! runs every step but the write.
+//! runs every step but the write. Deletes are in [`super::delete`].
 
 use std::sync::Arc;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
 use super::fields;
 pub use super::fields::WriteOpts;
-use super::kinds::{self, Deletion};
+use super::kinds;
 use super::object;
 use super::path::Target;
-use super::read::Selectors;
 use super::render;
 use super::request::{self, Query};
 use super::Registry;
@@ -72,11 +71,10 @@ pub fn decode_object(t: &Target, q: &Query, sent: Value) -> Result<Decoded, ApiE
 /// Parses and decodes an object body, counting its duplicate fields as `fieldValidation`
 /// problems too.
 pub fn decode_body(t: &Target, q: &Query, body: &[u8]) -> Result<Decoded, ApiError> {
-    let sent = request::parse_json(body)?;
-    let duplicates = if q.get("fieldValidation") == Some("Ignore") {
-        Vec::new()
+    let (sent, duplicates) = if q.get("fieldValidation") == Some("Ignore") {
+        (request::parse_json(body)?, Vec::new())
     } else {
-        super::strict::duplicate_fields(body)
+        request::parse_json_with_duplicates(body)?
     };
     decode_checked(t, q, sent, duplicates)
 }
@@ -105,7 +103,7 @@ fn decode_checked(
             (obj, pruned)
         }
         None => {
-            let obj = (t.info.normalize)(sent.clone()).map_err(|e| {
+            let obj = (t.info.normalize)(&sent).map_err(|e| {
                 ApiError::bad_request(format!(
                     "{kind} in version {:?} cannot be handled as a {kind}: {e}",
                     t.info.version
@@ -172,7 +170,7 @@ pub async fn check_namespace(reg: &Registry, t: &Target, name: &str) -> Result<(
             name: ns,
         }));
     };
-    if object::is_deleting(&namespace.value) {
+    if object::is_deleting(namespace.value()) {
         return Err(ApiError::forbidden(
             t.status_target(),
             format!(
@@ -185,7 +183,7 @@ pub async fn check_namespace(reg: &Registry, t: &Target, name: &str) -> Result<(
     Ok(())
 }
 
-fn store_err(t: &Target, e: &tug_store::Error) -> ApiError {
+pub(crate) fn store_err(t: &Target, e: &tug_store::Error) -> ApiError {
     ApiError::from_store(e, t.status_target())
 }
 
@@ -226,9 +224,39 @@ pub async fn create(
     request::object_body_type(headers)?;
     let opts = WriteOpts::from_request(q, headers, "")?;
     let Decoded { obj, warnings } = decode_body(t, q, body)?;
-    let obj = create_object(reg, t, &opts, obj).await?;
-    let res = render::value_response(StatusCode::CREATED, &obj);
-    Ok(with_warnings(res, &warnings))
+    let written = create_written(reg, t, &opts, obj).await?;
+    Ok(with_warnings(
+        written.response(StatusCode::CREATED),
+        &warnings,
+    ))
+}
+
+/// An object as a write left it, and, when it was stored, its JSON as stored with the new
+/// resourceVersion spliced in: the response body without encoding the object again.
+pub struct Written {
+    /// The object (with its new resourceVersion).
+    pub obj: Value,
+    /// Its JSON, when the write produced it.
+    pub body: Option<Bytes>,
+}
+
+impl Written {
+    fn stored(obj: Value, stored: &Bytes, revision: i64) -> Written {
+        let body = super::stamp::stamp(stored, revision);
+        Written { obj, body }
+    }
+
+    fn unstored(obj: Value) -> Written {
+        Written { obj, body: None }
+    }
+
+    /// The object as a JSON response.
+    pub fn response(self, code: StatusCode) -> Response {
+        match self.body {
+            Some(body) => render::json_response(code, body),
+            None => render::value_response(code, &self.obj),
+        }
+    }
 }
 
 /// Creates a decoded object: names, metadata, defaults, validation, managedFields, store.
@@ -236,8 +264,18 @@ pub async fn create_object(
     reg: &Registry,
     t: &Target,
     opts: &WriteOpts,
-    mut obj: Value,
+    obj: Value,
 ) -> Result<Value, ApiError> {
+    create_written(reg, t, opts, obj).await.map(|w| w.obj)
+}
+
+/// [`create_object`], keeping the stored JSON for the response.
+pub async fn create_written(
+    reg: &Registry,
+    t: &Target,
+    opts: &WriteOpts,
+    mut obj: Value,
+) -> Result<Written, ApiError> {
     if t.info.namespaced && t.namespace.is_none() {
         return Err(ApiError::method_not_allowed());
     }
@@ -305,17 +343,14 @@ pub async fn create_object(
     };
     if dry_run {
         taken.undo(&mut reg.allocator());
-        return Ok(obj);
+        return Ok(Written::unstored(obj));
     }
     let key = key_of(t, &name);
-    match reg
-        .store
-        .create(&key, object::encode_for_store(&mut obj))
-        .await
-    {
+    let stored = object::encode_for_store(&mut obj);
+    match reg.store.create(&key, stored.clone()).await {
         Ok(kv) => {
             object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
-            Ok(obj)
+            Ok(Written::stored(obj, &stored, kv.mod_revision))
         }
         Err(e) => {
             taken.undo(&mut reg.allocator());
@@ -357,6 +392,19 @@ pub async fn update_with(
     opts: &WriteOpts,
     change: impl Fn(&Value) -> Result<(Value, Option<i64>), ApiError>,
 ) -> Result<Value, ApiError> {
+    update_written(reg, t, part, opts, change)
+        .await
+        .map(|w| w.obj)
+}
+
+/// [`update_with`], keeping the stored JSON for the response.
+pub async fn update_written(
+    reg: &Registry,
+    t: &Target,
+    part: Part,
+    opts: &WriteOpts,
+    change: impl Fn(&Value) -> Result<(Value, Option<i64>), ApiError>,
+) -> Result<Written, ApiError> {
     let dry_run = opts.dry_run;
     let name = t.name_str().to_owned();
     let key = key_of(t, &name);
@@ -430,26 +478,27 @@ pub async fn update_with(
         object::set_meta(&mut new, "resourceVersion", kv.mod_revision.to_string());
         fields::track(t, opts, Some(&old), &mut new);
         if fields::unchanged(&new, &old) {
-            return Ok(old);
+            return Ok(Written::unstored(old));
         }
         if dry_run {
             taken.undo(&mut reg.allocator());
-            return Ok(new);
+            return Ok(Written::unstored(new));
         }
         if kinds::ready_to_remove(t.info, &new) {
             return match reg.store.delete(&key, Some(kv.mod_revision)).await {
                 Ok(kv) => {
                     kinds::release_all(t.info, &mut reg.allocator(), &old);
                     object::set_meta(&mut new, "resourceVersion", kv.mod_revision.to_string());
-                    Ok(new)
+                    Ok(Written::unstored(new))
                 }
                 Err(tug_store::Error::Conflict { .. }) if expected.is_none() => continue,
                 Err(e) => Err(store_err(t, &e)),
             };
         }
+        let stored = object::encode_for_store(&mut new);
         match reg
             .store
-            .update(&key, object::encode_for_store(&mut new), kv.mod_revision)
+            .update(&key, stored.clone(), kv.mod_revision)
             .await
         {
             Ok(written) => {
@@ -459,7 +508,7 @@ pub async fn update_with(
                     "resourceVersion",
                     written.mod_revision.to_string(),
                 );
-                return Ok(new);
+                return Ok(Written::stored(new, &stored, written.mod_revision));
             }
             Err(tug_store::Error::Conflict { .. }) if expected.is_none() => {
                 taken.undo(&mut reg.allocator());
@@ -511,262 +560,6 @@ pub async fn replace(
     let opts = WriteOpts::from_request(q, headers, part.subresource())?;
     let Decoded { obj, warnings } = decode_body(t, q, body)?;
     let expected = precondition(&obj)?;
-    let updated = update_with(reg, t, part, &opts, |_| Ok((obj.clone(), expected))).await?;
-    let res = render::value_response(StatusCode::OK, &updated);
-    Ok(with_warnings(res, &warnings))
-}
-
-/// DeleteOptions from the body and the query (the query wins, as upstream merges them).
-#[derive(Debug, Default)]
-pub struct DeleteOptions {
-    /// `gracePeriodSeconds`.
-    pub grace: Option<i64>,
-    /// `preconditions.uid`.
-    pub uid: Option<String>,
-    /// `preconditions.resourceVersion`.
-    pub rv: Option<i64>,
-    /// `dryRun=All`.
-    pub dry_run: bool,
-    /// `propagationPolicy` (or the deprecated `orphanDependents` as Orphan/Background).
-    pub propagation: Option<String>,
-}
-
-/// Reads DeleteOptions from a DELETE request's body (possibly empty) and query.
-pub fn delete_options(q: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return delete_options_from(q, None);
-    }
-    delete_options_from(q, Some(&request::parse_json(body)?))
-}
-
-/// DeleteOptions from an already parsed object (the body, or an Eviction's deleteOptions)
-/// and the query.
-pub fn delete_options_from(q: &Query, v: Option<&Value>) -> Result<DeleteOptions, ApiError> {
-    let mut opts = DeleteOptions::default();
-    if let Some(v) = v {
-        if !v.is_object() {
-            return Err(ApiError::bad_request(
-                "DeleteOptions must be a JSON object".to_owned(),
-            ));
-        }
-        opts.grace = v["gracePeriodSeconds"].as_i64();
-        opts.uid = v["preconditions"]["uid"].as_str().map(str::to_owned);
-        if let Some(rv) = v["preconditions"]["resourceVersion"].as_str() {
-            opts.rv = Some(super::read::parse_rv(rv)?);
-        }
-        if let Some(p) = v["propagationPolicy"].as_str() {
-            check_propagation(p)?;
-            opts.propagation = Some(p.to_owned());
-        } else if let Some(orphan) = v["orphanDependents"].as_bool() {
-            opts.propagation = Some(orphan_policy(orphan));
-        }
-        opts.dry_run = v["dryRun"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x == "All"));
-    }
-    if let Some(g) = q.int("gracePeriodSeconds")? {
-        opts.grace = Some(g);
-    }
-    if let Some(p) = q.get("propagationPolicy") {
-        check_propagation(p)?;
-        opts.propagation = Some(p.to_owned());
-    } else if let (Some(orphan), None) = (q.get("orphanDependents"), &opts.propagation) {
-        opts.propagation = Some(orphan_policy(orphan == "true"));
-    }
-
-    opts.dry_run |= q.dry_run()?;
-    Ok(opts)
-}
-
-/// Propagation policies as upstream: Orphan and Foreground become the `orphan` and
-/// `foregroundDeletion` finalizers the garbage collector acts on.
-fn check_propagation(p: &str) -> Result<(), ApiError> {
-    match p {
-        "Orphan" | "Background" | "Foreground" => Ok(()),
-        other => Err(ApiError::bad_request(format!(
-            "propagationPolicy: Unsupported value: {other:?}: supported values: \"Orphan\", \
-             \"Background\", \"Foreground\""
-        ))),
-    }
-}
-
-/// The garbage collector's finalizers.
-const ORPHAN: &str = "orphan";
-const FOREGROUND: &str = "foregroundDeletion";
-
-/// The policy the deprecated `orphanDependents` stands for.
-fn orphan_policy(orphan: bool) -> String {
-    if orphan { "Orphan" } else { "Background" }.to_owned()
-}
-
-/// Sets the `orphan` / `foregroundDeletion` finalizers a propagation policy asks for (none
-/// named: leave them as they are); whether they changed.
-fn gc_finalizers(obj: &mut Value, policy: Option<&str>) -> bool {
-    let want = match policy {
-        Some("Orphan") => Some(ORPHAN),
-        Some("Foreground") => Some(FOREGROUND),
-        Some(_) => None,
-        None => return false,
-    };
-    let mut list: Vec<Value> = obj["metadata"]["finalizers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let before = list.clone();
-    list.retain(|f| f != ORPHAN && f != FOREGROUND);
-    if let Some(w) = want {
-        list.push(json!(w));
-    }
-    if list == before {
-        return false;
-    }
-    if list.is_empty() {
-        object::remove_meta(obj, "finalizers");
-    } else {
-        object::set_meta(obj, "finalizers", Value::Array(list));
-    }
-    true
-}
-
-/// Deletes one object; the object (pods, or when deletion is pending) or a Success Status.
-pub async fn delete_one(
-    reg: &Registry,
-    t: &Target,
-    opts: &DeleteOptions,
-) -> Result<Response, ApiError> {
-    let name = t.name_str().to_owned();
-    let key = key_of(t, &name);
-    let is_namespace = t.info.group.is_empty() && t.info.plural == "namespaces";
-    if is_namespace && kinds::IMMORTAL_NAMESPACES.contains(&name.as_str()) {
-        return Err(ApiError::forbidden(
-            t.status_target(),
-            format!("namespaces {name:?} is forbidden: this namespace may not be deleted"),
-        ));
-    }
-    for _ in 0..RETRIES {
-        let (kv, mut obj) = load(reg, t, &key).await?;
-        let uid = object::meta_str(&obj, "uid").unwrap_or("").to_owned();
-        if let Some(want) = &opts.uid {
-            if *want != uid {
-                return Err(ApiError::conflict(
-                    t.status_target(),
-                    format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
-                ));
-            }
-        }
-        if let Some(want) = opts.rv {
-            if want != kv.mod_revision {
-                return Err(ApiError::conflict(
-                    t.status_target(),
-                    format!(
-                        "Precondition failed: ResourceVersion in precondition: {want}, \
-                         ResourceVersion in object meta: {}",
-                        kv.mod_revision
-                    ),
-                ));
-            }
-        }
-        let is_pod = t.info.group.is_empty() && t.info.plural == "pods";
-        let finalizers_changed = gc_finalizers(&mut obj, opts.propagation.as_deref());
-        match kinds::deletion(t.info, &obj, opts.grace) {
-            Deletion::Graceful { grace } => {
-                let pending = object::meta_str(&obj, "deletionTimestamp").is_some();
-                let shorter = obj["metadata"]["deletionGracePeriodSeconds"]
-                    .as_i64()
-                    .is_some_and(|g| grace < g);
-                if !pending || shorter || finalizers_changed {
-                    kinds::mark_deleting(t.info, &mut obj, grace, render::now_unix());
-                    if !opts.dry_run {
-                        match reg
-                            .store
-                            .update(&key, object::encode_for_store(&mut obj), kv.mod_revision)
-                            .await
-                        {
-                            Ok(w) => object::set_meta(
-                                &mut obj,
-                                "resourceVersion",
-                                w.mod_revision.to_string(),
-                            ),
-                            Err(tug_store::Error::Conflict { .. }) if opts.rv.is_none() => continue,
-                            Err(e) => return Err(store_err(t, &e)),
-                        }
-                    }
-                }
-                return Ok(render::value_response(StatusCode::OK, &obj));
-            }
-            Deletion::Now => {
-                if !opts.dry_run {
-                    match reg.store.delete(&key, Some(kv.mod_revision)).await {
-                        Ok(_) => kinds::release_all(t.info, &mut reg.allocator(), &obj),
-                        Err(tug_store::Error::Conflict { .. }) if opts.rv.is_none() => continue,
-                        Err(e) => return Err(store_err(t, &e)),
-                    }
-                }
-                if is_pod {
-                    return Ok(render::value_response(StatusCode::OK, &obj));
-                }
-                let mut details = json!({ "name": name, "kind": t.info.plural, "uid": uid });
-                if !t.info.group.is_empty() {
-                    details["group"] = json!(t.info.group);
-                }
-                let status = json!({
-                    "kind": "Status",
-                    "apiVersion": "v1",
-                    "metadata": {},
-                    "status": "Success",
-                    "details": details,
-                });
-                return Ok(render::value_response(StatusCode::OK, &status));
-            }
-        }
-    }
-    Err(kept_changing(t))
-}
-
-/// DELETE on an object.
-pub async fn delete(
-    reg: &Arc<Registry>,
-    t: &Target,
-    q: &Query,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let opts = delete_options(q, body)?;
-    delete_one(reg, t, &opts).await
-}
-
-/// DELETE on a collection: deletes every object the selectors match; answers the list of
-/// what was deleted, as upstream.
-pub async fn delete_collection(
-    reg: &Arc<Registry>,
-    t: &Target,
-    q: &Query,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let opts = delete_options(q, body)?;
-    let sel = Selectors::from_query(t, q)?;
-    reg.cache.wait_fresh().await?;
-    let cache = super::read::resource(reg, t);
-    let snap = cache.snapshot(t.namespace.as_deref(), reg.cache.revision());
-    let mut deleted = Vec::new();
-    for c in snap.items.iter().filter(|c| sel.matches(t, &c.value)) {
-        let one = Target {
-            info: t.info,
-            namespace: object::namespace(&c.value).map(str::to_owned),
-            name: Some(object::name(&c.value).to_owned()),
-            sub: None,
-            custom: t.custom.clone(),
-        };
-        match delete_one(reg, &one, &opts).await {
-            Ok(_) => deleted.push(c.value.clone()),
-            Err(e) if e.code == StatusCode::NOT_FOUND => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let list = json!({
-        "kind": format!("{}List", t.info.kind),
-        "apiVersion": t.info.group_version(),
-        "metadata": { "resourceVersion": snap.rv.to_string() },
-        "items": deleted,
-    });
-    Ok(render::value_response(StatusCode::OK, &list).into_response())
+    let updated = update_written(reg, t, part, &opts, |_| Ok((obj.clone(), expected))).await?;
+    Ok(with_warnings(updated.response(StatusCode::OK), &warnings))
 }

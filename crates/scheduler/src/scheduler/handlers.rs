@@ -62,7 +62,7 @@ pub fn register(shared: &Arc<Shared>, pods: &Informer<Pod>, nodes: &Informer<Nod
             Some(node) => {
                 if !terminal(p) {
                     s.cache()
-                        .add_pod(Arc::new(PodInfo::new((*p).clone())), node);
+                        .add_pod(Arc::new(PodInfo::new(Arc::clone(p))), node);
                     s.queue.move_all(Event::AssignedPodAdd);
                 }
             }
@@ -80,7 +80,7 @@ pub fn register(shared: &Arc<Shared>, pods: &Informer<Pod>, nodes: &Informer<Nod
                     s.queue.move_all(Event::AssignedPodDelete);
                 } else {
                     s.cache()
-                        .add_pod(Arc::new(PodInfo::new((*new).clone())), node);
+                        .add_pod(Arc::new(PodInfo::new(Arc::clone(new))), node);
                     if old.metadata.labels != new.metadata.labels || assigned(old).is_none() {
                         s.queue.move_all(Event::AssignedPodAdd);
                     }
