@@ -39,6 +39,8 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     /// How long anything may take.
     pub timeout: Duration,
+    /// Where the server's log goes (its level from `RUST_LOG`, default warn). Default: nowhere.
+    pub server_log: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             batch: 20,
             dir: None,
             timeout: Duration::from_secs(120),
+            server_log: None,
         }
     }
 }
@@ -148,6 +151,13 @@ pub async fn run(options: &Options) -> Result<Table> {
         .and_then(|a| a.save(&images.join("busybox.tar")))
         .map_err(|e| invalid("building the busybox image", e))?;
     let port = free_port()?;
+    let (log, level) = match &options.server_log {
+        Some(path) => (
+            Stdio::from(std::fs::File::create(path).map_err(io("creating the server log"))?),
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        ),
+        None => (Stdio::null(), "warn".into()),
+    };
     let started = Instant::now();
     let child = tokio::process::Command::new(&options.server_exe)
         .args([
@@ -165,9 +175,9 @@ pub async fn run(options: &Options) -> Result<Table> {
         .arg(free_port()?.to_string())
         .arg("--data-dir")
         .arg(dir.path())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .map_err(io("starting tug server"))?;

@@ -1,7 +1,8 @@
 //! Pod networking through CNI: containerd's CRI plugin calls the plugins; the kubelet only
 //! writes the network config once its node has a podCIDR — a bridge with host-local IPAM from
-//! that range, masquerading traffic leaving it, and portmap for hostPorts (containerd adds the
-//! loopback network itself).
+//! that range and portmap for hostPorts (containerd adds the loopback network itself).
+//! Traffic leaving the range is masqueraded by one node-wide chain ([`crate::masquerade`]),
+//! not by the bridge plugin per pod.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ pub fn conflist(pod_cidr: &str, ipam_dir: &Path) -> Option<String> {
                 "type": "bridge",
                 "bridge": bridge,
                 "isGateway": true,
-                "ipMasq": true,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -44,11 +45,17 @@ pub fn conflist(pod_cidr: &str, ipam_dir: &Path) -> Option<String> {
     serde_json::to_string_pretty(&conf).ok()
 }
 
-/// The bridge named by the conflist written in `conf_dir`, if any.
-pub fn written_bridge(conf_dir: &Path) -> Option<String> {
+/// The bridge and pod range of the conflist written in `conf_dir`, if any.
+pub fn written(conf_dir: &Path) -> Option<(String, String)> {
     let text = std::fs::read_to_string(conf_dir.join(CONF_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["plugins"][0]["bridge"].as_str().map(str::to_owned)
+    let plugin = &v["plugins"][0];
+    Some((
+        plugin["bridge"].as_str()?.to_owned(),
+        plugin["ipam"]["ranges"][0][0]["subnet"]
+            .as_str()?
+            .to_owned(),
+    ))
 }
 
 /// Writes the conflist into `conf_dir` (atomically: a reader never sees half a file).
@@ -92,5 +99,21 @@ mod tests {
         assert_eq!(v["plugins"][0]["bridge"], "tug0a2a0300");
         assert_eq!(v["plugins"][1]["type"], "portmap");
         assert_eq!(v["plugins"][0]["ipam"]["dataDir"], "/d/ipam");
+        assert_eq!(
+            v["plugins"][0]["ipMasq"], false,
+            "the node masquerades, not each pod"
+        );
+    }
+
+    #[test]
+    fn written_config_names_bridge_and_range() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        assert!(written(dir.path()).is_none());
+        let ok = write(dir.path(), "10.42.3.0/24", Path::new("/d/ipam"));
+        assert!(matches!(ok, Ok(true)), "{ok:?}");
+        assert_eq!(
+            written(dir.path()),
+            Some(("tug0a2a0300".to_owned(), "10.42.3.0/24".to_owned()))
+        );
     }
 }

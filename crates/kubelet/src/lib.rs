@@ -12,6 +12,7 @@ pub mod cni;
 pub mod containerd;
 pub mod cri;
 pub mod image;
+pub mod masquerade;
 pub mod node;
 pub mod pods;
 pub mod server;
@@ -154,8 +155,12 @@ pub async fn kill_all(dir: &std::path::Path) -> Result<usize, Error> {
         cri.remove_sandbox(&s.id).await?;
     }
     c.stop().await;
-    // The node's bridge (named in its CNI config); pods' veths went with their sandboxes.
-    if let Some(bridge) = cni::written_bridge(&layout.cni_conf_dir) {
+    // The node's bridge and masquerade chain (named in its CNI config); pods' veths went
+    // with their sandboxes.
+    if let Some((bridge, range)) = cni::written(&layout.cni_conf_dir) {
+        if let Err(e) = masquerade::remove(&bridge, &range).await {
+            tracing::warn!(error = %e, "cannot remove the masquerade rules");
+        }
         let _ = tokio::process::Command::new("ip")
             .args(["link", "delete", &bridge])
             .stderr(std::process::Stdio::null())

@@ -335,6 +335,8 @@ impl StatusLoop {
     pub async fn run(self) {
         let api: Api<Node> = Api::all(self.client.clone());
         let mut posted = Instant::now() - STATUS_REPORT;
+        // The range whose masquerade rules are in place.
+        let mut masqueraded: Option<String> = None;
         loop {
             let node = self
                 .node_store
@@ -346,6 +348,15 @@ impl StatusLoop {
             let mut health = Health::default();
             match &cidr {
                 Some(c) => match crate::cni::write(&self.cni_conf_dir, c, &self.ipam_dir) {
+                    Ok(true) if masqueraded.as_ref() != Some(c) => {
+                        let bridge = crate::cni::bridge_name(c).unwrap_or_default();
+                        match crate::masquerade::ensure(&bridge, c).await {
+                            Ok(()) => masqueraded = Some(c.clone()),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "pods cannot reach beyond the node")
+                            }
+                        }
+                    }
                     Ok(true) => {}
                     Ok(false) => health.message = format!("podCIDR {c} is not an IPv4 range"),
                     Err(e) => health.message = format!("cannot write the CNI config: {e}"),

@@ -387,6 +387,42 @@ spec:
         ),
         "0"
     );
+
+    // Traffic leaving the pod range is masqueraded by one node-wide chain (not one per pod),
+    // and `tug killall` (run when the server is dropped) removes it.
+    let cidr = jsonpath(&k, &["get", "nodes"], "{.items[0].spec.podCIDR}");
+    let bridge = tug_kubelet::cni::bridge_name(&cidr).unwrap_or_default();
+    let chain = tug_kubelet::masquerade::chain(&bridge);
+    let nat = |args: &[&str]| {
+        let out = std::process::Command::new("iptables")
+            .args(["-w", "-t", "nat"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("iptables: {e}"));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, rules) = nat(&["-S", &chain]);
+    assert!(
+        ok && rules.contains(&format!("-A {chain} -j MASQUERADE")),
+        "{rules}"
+    );
+    let (_, post) = nat(&["-S", "POSTROUTING"]);
+    assert!(
+        post.lines().filter(|l| l.contains(&chain)).count() == 1 && post.contains(&cidr),
+        "one jump for the range {cidr}: {post}"
+    );
+    let range = cidr.rsplit_once('.').map(|(net, _)| format!("-s {net}."));
+    assert!(
+        !post
+            .lines()
+            .any(|l| range.as_ref().is_some_and(|r| l.contains(r)) && l.contains("CNI-")),
+        "no per-pod masquerade rules from the bridge plugin: {post}"
+    );
+    drop(server);
+    assert!(!nat(&["-S", &chain]).0, "killall left {chain}");
 }
 
 /// A `tug agent` whose containers are stopped when it is dropped.

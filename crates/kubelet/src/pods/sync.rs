@@ -42,6 +42,14 @@ pub enum Error {
 
 /// Syncs the pod `key`; returns when to look again, if a back-off or a deadline needs it.
 pub async fn sync(k: &Arc<Kubelet>, key: ObjectKey) -> Result<Option<Duration>, Error> {
+    let t = Instant::now();
+    let shown = format!("{}/{}", key.namespace, key.name);
+    let r = sync_key(k, key).await;
+    tracing::debug!(pod = %shown, ms = t.elapsed().as_millis(), ok = r.is_ok(), "synced");
+    r
+}
+
+async fn sync_key(k: &Arc<Kubelet>, key: ObjectKey) -> Result<Option<Duration>, Error> {
     let ns = key.namespace.clone();
     let pod = k.pods.get(&key);
     let rt = PodRuntime::list(&k.cri, &ns, &key.name).await?;
@@ -323,6 +331,7 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
             instances.clear();
             std::fs::create_dir_all(config::log_directory(&k.dirs.logs, pod))?;
             let cfg = config::sandbox(pod, attempt, &k.dirs.logs, &k.dns);
+            let t = Instant::now();
             let id = k
                 .cri
                 .runtime
@@ -334,7 +343,10 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
                 .await
                 .map_err(cri::call("RunPodSandbox"));
             let id = match id {
-                Ok(r) => r.into_inner().pod_sandbox_id,
+                Ok(r) => {
+                    tracing::debug!(pod = %key_of(pod), ms = t.elapsed().as_millis(), "sandbox created");
+                    r.into_inner().pod_sandbox_id
+                }
                 Err(e) => {
                     k.recorder.event(
                         pod,
@@ -631,6 +643,7 @@ async fn start_container(
             node_memory: k.node_memory(),
         },
     );
+    let t = Instant::now();
     let created = k
         .cri
         .runtime
@@ -660,6 +673,7 @@ async fn start_container(
         "Created",
         format!("Created container: {}", c.name),
     );
+    let created_ms = t.elapsed().as_millis();
     let started = k
         .cri
         .runtime
@@ -674,6 +688,13 @@ async fn start_container(
             .event(pod, EventType::Warning, "Failed", format!("Error: {e}"));
         return Err(Failure::Other(e.into()));
     }
+    tracing::debug!(
+        pod = %key_of(pod),
+        container = %c.name,
+        created_ms,
+        started_ms = t.elapsed().as_millis() - created_ms,
+        "container started"
+    );
     k.recorder.event(
         pod,
         EventType::Normal,
@@ -707,6 +728,12 @@ pub(crate) fn waiting(reason: &str, message: String, delay: Duration) -> Failure
     Failure::Waiting(reason.to_owned(), message, Some(delay))
 }
 
+/// `namespace/name` of a pod, for logs.
+fn key_of(pod: &Pod) -> String {
+    let (name, ns, _) = config::ids(pod);
+    format!("{ns}/{name}")
+}
+
 /// Computes the status and writes it when it changed.
 async fn report(k: &Kubelet, pod: &Pod, rt: &PodRuntime, ip: Option<String>) -> Result<(), Error> {
     let (_, ns, uid) = config::ids(pod);
@@ -728,6 +755,7 @@ async fn report(k: &Kubelet, pod: &Pod, rt: &PodRuntime, ip: Option<String>) -> 
         return Ok(());
     }
     let api: Api<Pod> = Api::namespaced(k.client.clone(), ns);
+    tracing::debug!(pod = %key_of(pod), phase = ?status.phase, "reporting status");
     let patch = serde_json::json!({ "status": status });
     api.patch_status(
         &pod.name_any(),

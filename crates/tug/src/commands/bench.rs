@@ -35,6 +35,9 @@ pub struct PodsArgs {
     /// Directory for the server's data dir. Default: the temp dir.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Write the server's log (level from RUST_LOG, default warn) to this file.
+    #[arg(long)]
+    server_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +133,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 pods: a.pods,
                 batch: a.batch,
                 dir: a.dir,
+                server_log: a.server_log,
                 ..Default::default()
             };
             let table = tug_bench::pods::run(&options)
