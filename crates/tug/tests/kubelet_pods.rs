@@ -219,29 +219,43 @@ spec:
 "#
         ),
     );
-    // CrashLoopBackOff, with the back-off growing between restarts.
+    // CrashLoopBackOff, with the back-off growing between restarts: after restart n it is
+    // 10s·2^(n-1), named in the message as upstream's. Reason, count and message are read
+    // in one snapshot.
+    let mut seen = String::new();
     wait_until(
         90,
         "crash to show CrashLoopBackOff after two restarts",
         || {
-            let reason = jsonpath(
-            &k,
-            &["get", "pod", "crash"],
-            "{.status.containerStatuses[0].state.waiting.reason} {.status.containerStatuses[0].restartCount}",
-        );
-            let mut f = reason.split_whitespace();
+            seen = jsonpath(
+                &k,
+                &["get", "pod", "crash"],
+                "{.status.containerStatuses[0].state.waiting.reason} \
+                 {.status.containerStatuses[0].restartCount} \
+                 {.status.containerStatuses[0].state.waiting.message}",
+            );
+            let mut f = seen.split_whitespace();
             f.next() == Some("CrashLoopBackOff")
                 && f.next()
                     .and_then(|n| n.parse::<u32>().ok())
                     .is_some_and(|n| n >= 2)
         },
     );
-    let message = jsonpath(
-        &k,
-        &["get", "pod", "crash"],
-        "{.status.containerStatuses[0].state.waiting.message}",
+    let mut f = seen.splitn(3, ' ');
+    let (_, count, message) = (f.next(), f.next().unwrap_or_default(), f.next());
+    let restarts: u32 = count.parse().unwrap_or_else(|e| panic!("{seen}: {e}"));
+    let backoff = 10u64 << (restarts - 1).min(5);
+    let expected = match backoff {
+        b if b >= 300 => "5m0s".to_owned(),
+        b if b >= 60 => format!("{}m{}s", b / 60, b % 60),
+        b => format!("{b}s"),
+    };
+    assert!(
+        message.is_some_and(|m| m.starts_with(&format!(
+            "back-off {expected} restarting failed container=c pod=crash_default("
+        ))),
+        "{seen}"
     );
-    assert!(message.starts_with("back-off "), "{message}");
     assert_eq!(
         jsonpath(
             &k,

@@ -244,8 +244,8 @@ enum Next {
     Wait,
     /// Start it now.
     Start,
-    /// Start it after this long (back-off).
-    After(Duration),
+    /// Start it after the first duration; the second is the back-off being served.
+    After(Duration, Duration),
 }
 
 fn backoff_key(uid: &str, name: &str) -> (String, String) {
@@ -277,10 +277,10 @@ fn restart_delay(k: &Kubelet, uid: &str, name: &str, last: &Instance) -> Next {
                         .insert(key, ((delay * 2).min(BACKOFF_MAX), now + delay));
                     Next::Start
                 } else {
-                    Next::After(delay - since_exit)
+                    Next::After(delay - since_exit, delay)
                 }
             } else {
-                Next::After(not_before - now)
+                Next::After(not_before - now, delay)
             }
         }
     }
@@ -493,9 +493,9 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
     for (c, next) in planned {
         match next {
             Next::Start => start.push(c),
-            Next::After(d) => {
+            Next::After(d, backoff) => {
                 soonest(d);
-                waiting.insert(c.name.clone(), crash_loop(c, pod, d));
+                waiting.insert(c.name.clone(), crash_loop(c, pod, backoff));
             }
             Next::Wait => {}
         }
@@ -551,16 +551,28 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
     Ok(requeue)
 }
 
-fn crash_loop(c: &Container, pod: &Pod, d: Duration) -> (String, String) {
+/// The waiting reason and message of a container in back-off, as upstream's: the back-off
+/// being served (10s, 20s, 40s, … 5m0s), not the time left.
+fn crash_loop(c: &Container, pod: &Pod, backoff: Duration) -> (String, String) {
     let (name, ns, uid) = config::ids(pod);
-    let secs = d.as_secs().max(1);
     (
         "CrashLoopBackOff".into(),
         format!(
-            "back-off {secs}s restarting failed container={} pod={name}_{ns}({uid})",
+            "back-off {} restarting failed container={} pod={name}_{ns}({uid})",
+            go_duration(backoff),
             c.name
         ),
     )
+}
+
+/// Whole seconds written as Go's `time.Duration` does: `40s`, `1m20s`, `5m0s`.
+fn go_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 3600, secs / 60 % 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
 }
 
 /// Removes exited instances older than the previous one of each container (the previous
@@ -764,4 +776,18 @@ async fn report(k: &Kubelet, pod: &Pod, rt: &PodRuntime, ip: Option<String>) -> 
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_reads_as_go_durations() {
+        let s = |n| go_duration(Duration::from_secs(n));
+        assert_eq!(s(10), "10s");
+        assert_eq!(s(80), "1m20s");
+        assert_eq!(s(300), "5m0s");
+        assert_eq!(s(3700), "1h1m40s");
+    }
 }
