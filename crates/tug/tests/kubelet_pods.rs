@@ -207,6 +207,18 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {{name: nogrpc}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    readinessProbe:
+      grpc: {{port: 9555}}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
 metadata: {{name: hog}}
 spec:
   restartPolicy: Never
@@ -292,6 +304,27 @@ spec:
     ]);
     assert!(events.contains("Unhealthy"), "{events}");
     assert!(events.contains("failed liveness probe"), "{events}");
+
+    // A gRPC readiness probe with nothing listening keeps the pod unready, with upstream's
+    // message (the health protocol itself is covered by the kubelet's unit tests).
+    wait_until(60, "nogrpc's gRPC probe to fail", || {
+        k.run(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=nogrpc,reason=Unhealthy",
+        ])
+        .1
+        .contains("Readiness probe failed: timeout: failed to connect service")
+    });
+    assert_eq!(
+        jsonpath(
+            &k,
+            &["get", "pod", "nogrpc"],
+            r#"{.status.conditions[?(@.type=="Ready")].status}"#,
+        ),
+        "False"
+    );
 
     // Over its memory limit: OOMKilled, and with restartPolicy Never the pod fails.
     wait_until(90, "hog to be OOMKilled", || {

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod env;
+pub mod grpc_probe;
 pub mod probes;
 pub mod pull;
 pub mod runtime;

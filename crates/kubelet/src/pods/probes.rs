@@ -1,7 +1,8 @@
 //! Liveness, readiness and startup probes: one task per running container that has any,
-//! probing by exec (CRI ExecSync), httpGet (HTTP/1.1 to the pod IP; 200–399 passes) or
-//! tcpSocket, with upstream's thresholds and periods. A readiness flip re-queues the pod; a
-//! liveness or startup failure is recorded for the sync, which kills the container.
+//! probing by exec (CRI ExecSync), httpGet (HTTP/1.1 to the pod IP; 200–399 passes),
+//! tcpSocket or grpc ([`super::grpc_probe`]), with upstream's thresholds and periods. A
+//! readiness flip re-queues the pod; a liveness or startup failure is recorded for the
+//! sync, which kills the container.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -267,8 +268,10 @@ impl Run {
                 Err(_) => Err(format!("dial tcp {host}:{port}: i/o timeout")),
             };
         }
-        if p.grpc.is_some() {
-            return Err("gRPC probes are not supported by this kubelet yet".into());
+        if let Some(g) = &p.grpc {
+            let port = u16::try_from(g.port).map_err(|_| format!("invalid port {}", g.port))?;
+            let service = g.service.as_deref().unwrap_or_default();
+            return super::grpc_probe::check(&self.ip, port, service, timeout).await;
         }
         Ok(())
     }
