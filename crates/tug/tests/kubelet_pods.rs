@@ -1,7 +1,7 @@
 //! End to end with real containers: `tug server` with its kubelet on containerd, driven by
 //! kubectl — deployments serving from their pod IPs, init containers and emptyDir, restart
 //! back-off, probes, jobs, OOM kills, ConfigMap and Secret volumes and env (and their
-//! updates), graceful deletion, and a restart of `tug server` leaving containers running.
+//! updates), lifecycle hooks, graceful deletion, and a restart of `tug server` leaving containers running.
 //! Each test is its own one-node cluster. Skipped (with a message) where containers cannot
 //! run; CI installs containerd and runs as root.
 
@@ -470,6 +470,75 @@ spec:
     );
     drop(server);
     assert!(!nat(&["-S", &chain]).0, "killall left {chain}");
+}
+
+#[test]
+fn lifecycle_hooks_exec_and_http() {
+    let Some((_server, k)) = node() else { return };
+    let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = out.path().display();
+    apply(
+        &k,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: hooks}}
+spec:
+  terminationGracePeriodSeconds: 10
+  volumes: [{{name: out, hostPath: {{path: "{dir}", type: Directory}}}}]
+  containers:
+  - name: web
+    image: {BUSYBOX}
+    command: ["sh", "-c", "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho stopping > /out/prestop\\necho Content-Type: text/plain\\necho\\necho ok\\n' > /www/cgi-bin/stop && chmod +x /www/cgi-bin/stop && exec httpd -f -p 8080 -h /www"]
+    ports: [{{name: http, containerPort: 8080}}]
+    volumeMounts: [{{name: out, mountPath: /out}}]
+    lifecycle:
+      postStart: {{exec: {{command: ["sh", "-c", "echo started > /out/poststart"]}}}}
+      preStop: {{httpGet: {{path: /cgi-bin/stop, port: http}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: badhook}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    lifecycle:
+      postStart: {{exec: {{command: ["sh", "-c", "exit 3"]}}}}
+"#
+        ),
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/hooks",
+        "--timeout=90s",
+    ]);
+    let read = |f: &str| std::fs::read_to_string(out.path().join(f)).unwrap_or_default();
+    assert_eq!(
+        read("poststart").trim(),
+        "started",
+        "the postStart exec hook ran"
+    );
+    // A failing postStart hook is an event, and the container is killed (and restarted).
+    wait_until(60, "badhook's FailedPostStartHook event", || {
+        k.run(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=badhook,reason=FailedPostStartHook",
+        ])
+        .1
+        .contains("exited with 3")
+    });
+    // Deleting runs the preStop httpGet hook against the named port before stopping.
+    k.ok(&["delete", "pod", "hooks", "--timeout=60s"]);
+    assert_eq!(
+        read("prestop").trim(),
+        "stopping",
+        "the preStop httpGet hook ran"
+    );
 }
 
 /// A `tug agent` whose containers are stopped when it is dropped.

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod env;
 pub mod grpc_probe;
+pub mod hooks;
 pub mod probes;
 pub mod pull;
 pub mod runtime;

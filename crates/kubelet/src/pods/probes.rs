@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod, Probe};
+use k8s_openapi::api::core::v1::{Container, HTTPHeader, Pod, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -226,29 +226,8 @@ impl Run {
         if let Some(h) = &p.http_get {
             let (host, port) = self.target(h.host.as_deref(), &h.port)?;
             let path = h.path.clone().unwrap_or_else(|| "/".into());
-            let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.37\r\nAccept: */*\r\nConnection: close\r\n");
-            for hdr in h.http_headers.iter().flatten() {
-                req.push_str(&format!("{}: {}\r\n", hdr.name, hdr.value));
-            }
-            req.push_str("\r\n");
-            let exchange = async {
-                let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-                s.write_all(req.as_bytes()).await?;
-                let mut buf = vec![0u8; 256];
-                let n = s.read(&mut buf).await?;
-                Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).into_owned())
-            };
-            let head = tokio::time::timeout(timeout, exchange)
-                .await
-                .map_err(|_| {
-                    format!("Get \"http://{host}:{port}{path}\": context deadline exceeded")
-                })?
-                .map_err(|e| format!("Get \"http://{host}:{port}{path}\": {e}"))?;
-            let code: u16 = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
+            let code =
+                http_get(&host, port, &path, h.http_headers.iter().flatten(), timeout).await?;
             return if (200..400).contains(&code) {
                 Ok(())
             } else {
@@ -283,16 +262,55 @@ impl Run {
     }
 
     fn port(&self, p: &IntOrString) -> Result<u16, String> {
-        match p {
-            IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port {n}")),
-            IntOrString::String(name) => self
-                .c
-                .ports
-                .iter()
-                .flatten()
-                .find(|cp| cp.name.as_deref() == Some(name.as_str()))
-                .and_then(|cp| u16::try_from(cp.container_port).ok())
-                .ok_or_else(|| format!("port {name} not found in container {}", self.c.name)),
-        }
+        container_port(&self.c, p)
     }
+}
+
+/// A port given as a number or as the name of one of the container's ports.
+pub(crate) fn container_port(c: &Container, p: &IntOrString) -> Result<u16, String> {
+    match p {
+        IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port {n}")),
+        IntOrString::String(name) => c
+            .ports
+            .iter()
+            .flatten()
+            .find(|cp| cp.name.as_deref() == Some(name.as_str()))
+            .and_then(|cp| u16::try_from(cp.container_port).ok())
+            .ok_or_else(|| format!("port {name} not found in container {}", c.name)),
+    }
+}
+
+/// `GET http://host:port/path` with the kubelet's User-Agent and the given headers; the
+/// status code, or upstream's wording of why there was none.
+pub(crate) async fn http_get<'a>(
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: impl Iterator<Item = &'a HTTPHeader>,
+    timeout: Duration,
+) -> Result<u16, String> {
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.37\r\n\
+         Accept: */*\r\nConnection: close\r\n"
+    );
+    for hdr in headers {
+        req.push_str(&format!("{}: {}\r\n", hdr.name, hdr.value));
+    }
+    req.push_str("\r\n");
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect((host, port)).await?;
+        s.write_all(req.as_bytes()).await?;
+        let mut buf = vec![0u8; 256];
+        let n = s.read(&mut buf).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let head = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("Get \"http://{host}:{port}{path}\": context deadline exceeded"))?
+        .map_err(|e| format!("Get \"http://{host}:{port}{path}\": {e}"))?;
+    Ok(head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0))
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
@@ -17,6 +17,7 @@ use tug_runtime::ObjectKey;
 
 use super::config::{self, ContainerInputs};
 use super::env::{container_env, Sources};
+use super::hooks;
 use super::runtime::{Instance, PodRuntime};
 use super::status::{instances_of, is_sidecar, pod_status, Observed};
 use super::volumes::{self, HostVolume};
@@ -155,6 +156,12 @@ async fn terminate(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<(), E
         .filter(|i| i.uid == uid && i.running())
         .collect();
     let spec = pod.spec.clone().unwrap_or_default();
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .unwrap_or_default();
+    let ip = &ip;
     let stops = running.iter().map(|i| {
         let c = container_named(&spec, &i.name);
         let k = k.clone();
@@ -166,9 +173,17 @@ async fn terminate(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<(), E
                     "Killing",
                     format!("Stopping container {}", c.name),
                 );
-                if let Some(cmd) = exec_hook(c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()))
-                {
-                    let _ = exec_sync(&k, &i.id, cmd, grace).await;
+                if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+                    // The hook runs within the grace period; what is left of it (at least
+                    // 2 s, as upstream) is the container's to stop.
+                    let started = Instant::now();
+                    let limit = Duration::from_secs(u64::try_from(grace).unwrap_or(0));
+                    if let Err(msg) = hooks::run(&k, c, &i.id, &ip, hook, Some(limit)).await {
+                        k.recorder
+                            .event(pod, EventType::Warning, "FailedPreStopHook", msg);
+                    }
+                    let spent = i64::try_from(started.elapsed().as_secs()).unwrap_or(grace);
+                    return k.cri.stop_container(&i.id, (grace - spent).max(2)).await;
                 }
             }
             k.cri.stop_container(&i.id, grace).await
@@ -231,11 +246,6 @@ fn container_named<'a>(spec: &'a PodSpec, name: &str) -> Option<&'a Container> {
         .iter()
         .chain(spec.init_containers.iter().flatten())
         .find(|c| c.name == name)
-}
-
-/// The command of an exec lifecycle hook (other hook kinds are not run yet).
-fn exec_hook(hook: Option<&LifecycleHandler>) -> Option<Vec<String>> {
-    hook?.exec.as_ref()?.command.clone()
 }
 
 /// What one pass decided for a container that is not running.
@@ -713,17 +723,11 @@ async fn start_container(
         "Started",
         format!("Started container {}", c.name),
     );
-    if let Some(cmd) = exec_hook(c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref())) {
-        let ok = exec_sync(k, &id, cmd, 30)
-            .await
-            .is_ok_and(|r| r.exit_code == 0);
-        if !ok {
-            k.recorder.event(
-                pod,
-                EventType::Warning,
-                "FailedPostStartHook",
-                format!("PostStartHook failed for container {}", c.name),
-            );
+    if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+        let ip = pod_ips.first().map_or("", String::as_str);
+        if let Err(msg) = hooks::run(k, c, &id, ip, hook, None).await {
+            k.recorder
+                .event(pod, EventType::Warning, "FailedPostStartHook", msg);
             let _ = k.cri.stop_container(&id, 0).await;
         }
     }
