@@ -1,7 +1,8 @@
 //! End to end with real containers: `tug server` with its kubelet on containerd, driven by
 //! kubectl — deployments serving from their pod IPs, init containers and emptyDir, restart
 //! back-off, probes, jobs, OOM kills, ConfigMap and Secret volumes and env (and their
-//! updates), lifecycle hooks, graceful deletion, and a restart of `tug server` leaving containers running.
+//! updates), lifecycle hooks, graceful deletion, and a restart of `tug server` leaving
+//! containers running.
 //! Each test is its own one-node cluster. Skipped (with a message) where containers cannot
 //! run; CI installs containerd and runs as root.
 

@@ -178,7 +178,7 @@ async fn terminate(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<(), E
                     // 2 s, as upstream) is the container's to stop.
                     let started = Instant::now();
                     let limit = Duration::from_secs(u64::try_from(grace).unwrap_or(0));
-                    if let Err(msg) = hooks::run(&k, c, &i.id, &ip, hook, Some(limit)).await {
+                    if let Err(msg) = hooks::run(&k, c, &i.id, ip, hook, Some(limit)).await {
                         k.recorder
                             .event(pod, EventType::Warning, "FailedPreStopHook", msg);
                     }
