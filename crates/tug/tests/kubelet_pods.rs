@@ -542,6 +542,56 @@ spec:
     );
 }
 
+#[test]
+fn fs_group_owns_volumes_and_joins_the_groups() {
+    let Some((_server, k)) = node() else { return };
+    apply(
+        &k,
+        &format!(
+            r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: fsg}}
+data: {{key: value}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: fsg}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000}}
+  volumes:
+  - {{name: scratch, emptyDir: {{}}}}
+  - {{name: cfg, configMap: {{name: fsg, defaultMode: 0400}}}}
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sh", "-c", "id -G; touch /scratch/new; stat -c '%g %a' /scratch /scratch/new /cfg/..data/key"]
+    volumeMounts:
+    - {{name: scratch, mountPath: /scratch}}
+    - {{name: cfg, mountPath: /cfg}}
+"#
+        ),
+    );
+    wait_until(90, "fsg to finish", || {
+        jsonpath(&k, &["get", "pod", "fsg"], "{.status.phase}") == "Succeeded"
+    });
+    let out = k.ok(&["logs", "fsg"]);
+    let lines: Vec<&str> = out.lines().collect();
+    // The fsGroup is a supplemental group of the process, beside its primary group.
+    let groups: Vec<&str> = lines
+        .first()
+        .map_or(vec![], |l| l.split_whitespace().collect());
+    assert!(
+        groups.contains(&"3000") && groups.contains(&"2000"),
+        "{out}"
+    );
+    // The emptyDir belongs to the group with setgid, so a new file inherits it; the
+    // read-only configMap file gains group read.
+    assert_eq!(lines.get(1).copied(), Some("2000 2777"), "{out}");
+    assert_eq!(lines.get(2).map(|l| &l[..4]), Some("2000"), "{out}");
+    assert_eq!(lines.get(3).copied(), Some("2000 440"), "{out}");
+}
+
 /// A `tug agent` whose containers are stopped when it is dropped.
 struct Agent {
     child: std::process::Child,

@@ -133,7 +133,7 @@ pub fn sandbox(
                 namespace_options: Some(namespace_options(&spec)),
                 run_as_user: psc.run_as_user.map(|value| api::Int64Value { value }),
                 run_as_group: psc.run_as_group.map(|value| api::Int64Value { value }),
-                supplemental_groups: psc.supplemental_groups.clone().unwrap_or_default(),
+                supplemental_groups: supplemental_groups(&psc),
                 privileged,
                 ..Default::default()
             }),
@@ -147,6 +147,16 @@ pub fn sandbox(
         }),
         windows: None,
     }
+}
+
+/// The pod's supplemental groups, with its fsGroup added as upstream's kubelet does (so the
+/// processes can use volumes given to that group).
+fn supplemental_groups(psc: &k8s_openapi::api::core::v1::PodSecurityContext) -> Vec<i64> {
+    let mut groups = psc.supplemental_groups.clone().unwrap_or_default();
+    if let Some(g) = psc.fs_group.filter(|g| !groups.contains(g)) {
+        groups.push(g);
+    }
+    groups
 }
 
 fn namespace_options(spec: &k8s_openapi::api::core::v1::PodSpec) -> api::NamespaceOption {
@@ -367,7 +377,7 @@ pub fn container(pod: &Pod, c: &Container, input: ContainerInputs<'_>) -> api::C
                     .or(psc.run_as_group)
                     .map(|value| api::Int64Value { value }),
                 readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
-                supplemental_groups: psc.supplemental_groups.clone().unwrap_or_default(),
+                supplemental_groups: supplemental_groups(&psc),
                 no_new_privs: sc.allow_privilege_escalation == Some(false),
                 masked_paths: if sc.privileged.unwrap_or(false) {
                     vec![]

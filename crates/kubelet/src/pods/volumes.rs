@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{
 use tug_runtime::Store;
 
 use super::env::{field_value, resource_value, Kind, Sources};
+use super::fs_group;
 
 /// Why a volume cannot be set up (the message of a `FailedMount` event).
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,10 @@ pub fn setup(
     let uid = pod.metadata.uid.as_deref().unwrap_or("unknown");
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let base = pod_dir(pods_dir, uid).join("volumes");
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let fs_group = psc
+        .and_then(|c| c.fs_group)
+        .and_then(|g| u32::try_from(g).ok());
     let mut out = BTreeMap::new();
     for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
         let dir = base.join(plugin(v)).join(&v.name);
@@ -136,19 +141,32 @@ pub fn setup(
         } else {
             None
         };
-        let hv = if let Some(files) = files {
-            write_atomic(&dir, &files).map_err(io(name, &dir))?;
+        let hv = if let Some(mut files) = files {
+            if fs_group.is_some() {
+                for (_, mode) in files.values_mut() {
+                    *mode = fs_group::mode(*mode, false, true);
+                }
+            }
+            let changed = write_atomic(&dir, &files).map_err(io(name, &dir))?;
+            if let (Some(gid), true) = (fs_group, changed) {
+                fs_group::apply(&dir, gid, true, false).map_err(io(name, &dir))?;
+            }
             HostVolume {
                 path: dir,
                 read_only: true,
             }
         } else if let Some(e) = &v.empty_dir {
+            let fresh = !dir.exists();
             std::fs::create_dir_all(&dir).map_err(io(name, &dir))?;
             if e.medium.as_deref() == Some("Memory") {
                 mount_tmpfs(&dir, e.size_limit.as_ref().map(|q| q.0.as_str()))
                     .map_err(io(name, &dir))?;
             }
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777));
+            let root_mode = fs_group.map_or(0o777, |_| fs_group::mode(0o777, true, false));
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(root_mode));
+            if let (Some(gid), true) = (fs_group, fresh) {
+                fs_group::apply(&dir, gid, false, false).map_err(io(name, &dir))?;
+            }
             HostVolume {
                 path: dir,
                 read_only: false,
@@ -159,10 +177,15 @@ pub fn setup(
                 read_only: false,
             }
         } else if let Some(c) = &v.persistent_volume_claim {
-            HostVolume {
-                path: claim_path(name, ns, &c.claim_name, ctx)?,
-                read_only: c.read_only.unwrap_or(false),
+            let (path, local) = claim_path(name, ns, &c.claim_name, ctx)?;
+            let read_only = c.read_only.unwrap_or(false);
+            // Local volumes take the fsGroup (hostPath ones do not, as upstream). Every sync
+            // comes here, so only a root that is not right yet is walked: OnRootMismatch
+            // whatever fsGroupChangePolicy says.
+            if let (Some(gid), true) = (fs_group, local) {
+                fs_group::apply(&path, gid, read_only, true).map_err(io(name, &path))?;
             }
+            HostVolume { path, read_only }
         } else {
             // Kinds this node cannot mount: an empty directory keeps the pod running, as
             // upstream does for volumes whose plugin is a no-op here.
@@ -218,7 +241,13 @@ fn host_path(volume: &str, path: &str, type_: &str) -> Result<PathBuf, Error> {
     Ok(p)
 }
 
-fn claim_path(volume: &str, ns: &str, claim: &str, ctx: &Context<'_>) -> Result<PathBuf, Error> {
+/// The directory of a claim's volume, and whether it is a `local` volume (else hostPath).
+fn claim_path(
+    volume: &str,
+    ns: &str,
+    claim: &str,
+    ctx: &Context<'_>,
+) -> Result<(PathBuf, bool), Error> {
     let pvc = ctx.claims.get_in(ns, claim).ok_or_else(|| {
         setup_err(
             volume,
@@ -254,7 +283,7 @@ fn claim_path(volume: &str, ns: &str, claim: &str, ctx: &Context<'_>) -> Result<
     if !p.exists() {
         std::fs::create_dir_all(&p).map_err(io(volume, &p))?;
     }
-    Ok(p)
+    Ok((p, spec.is_some_and(|s| s.local.is_some())))
 }
 
 /// A configMap or secret source: where its files come from.
