@@ -239,6 +239,23 @@ fn exec_attach_cp(k: &Kubectl, minor: u32, scratch: &Path) {
         60,
     );
     assert_eq!(code, Some(3), "kubectl 1.{minor} exec exit code");
+    if minor >= 30 {
+        // kubectl ≥ 1.30 asks for WebSocket v5 first, and gets it (no fall back to SPDY).
+        let (code, _, err) = finish(
+            k.cmd()
+                .args(["exec", "-v=6", "web", "-c", "main", "--", "true"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("kubectl exec"),
+            60,
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            err.contains("The subprotocol is v5.channel.k8s.io") && !err.contains("fallback"),
+            "kubectl 1.{minor} exec did not use WebSocket v5: {err}"
+        );
+    }
     assert_eq!(
         k.ok(&[
             "exec",

@@ -10,7 +10,10 @@
 //! [`Listener::serve`].
 
 pub mod logs;
+pub mod spdy;
 pub mod streams;
+pub mod translate;
+pub mod websocket;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -3,10 +3,10 @@
 //! for a URL on its streaming server, then hands the client's HTTP/1.1 upgrade request to
 //! that URL and, once the runtime switches protocols, splices the two upgraded connections
 //! byte for byte. The runtime speaks the Kubernetes streaming protocols itself (SPDY/3.1
-//! with `v4.channel.k8s.io` …, WebSocket with `channel.k8s.io` …), so whatever the client
-//! asked for is negotiated end to end; a refused upgrade (say WebSocket `v5.channel.k8s.io`,
-//! which containerd 1.6 does not speak) goes back to the client as the runtime answered it,
-//! so kubectl falls back to SPDY.
+//! with `v4.channel.k8s.io` …, WebSocket with `channel.k8s.io` … `v4`), so whatever the
+//! client asked for is negotiated end to end; a refused upgrade goes back to the client as
+//! the runtime answered it. WebSocket `v5.channel.k8s.io` for exec and attach, which
+//! containerd 1.6 does not speak, is answered by the kubelet itself ([`super::translate`]).
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use super::translate::{self, Streams};
 use super::{Body, Failure, Query};
 use crate::cri::{self, api};
 use crate::pods::runtime::PodRuntime;
@@ -77,7 +78,21 @@ pub async fn exec(
         .map_err(runtime_failure)?
         .into_inner()
         .url;
-    proxy(&url, req).await
+    let streams = Streams {
+        stdin,
+        stdout,
+        stderr,
+        tty,
+    };
+    forward(&url, req, streams).await
+}
+
+/// Hands a WebSocket v5 session to the translator and anything else to the runtime.
+async fn forward(url: &str, req: Request<Incoming>, s: Streams) -> Result<Response<Body>, Failure> {
+    if translate::wants_v5(req.headers()) {
+        return translate::serve(url, req, s).await;
+    }
+    proxy(url, req).await
 }
 
 /// Attaches to a container's main process.
@@ -107,7 +122,13 @@ pub async fn attach(
         .map_err(runtime_failure)?
         .into_inner()
         .url;
-    proxy(&url, req).await
+    let streams = Streams {
+        stdin,
+        stdout,
+        stderr,
+        tty,
+    };
+    forward(&url, req, streams).await
 }
 
 /// Forwards ports of a pod's network namespace (the ports come in the stream's headers, or
