@@ -33,7 +33,7 @@ const DROPPED: &[http::HeaderName] = &[
 
 /// The stdin, stdout, stderr and tty flags of an exec or attach request, as upstream's
 /// `remotecommand` server reads them (a tty has no separate stderr).
-fn stream_flags(q: &Query) -> Result<(bool, bool, bool, bool), Failure> {
+fn stream_flags(q: &Query) -> Result<Streams, Failure> {
     let (stdin, stdout, tty) = (q.flag("stdin"), q.flag("stdout"), q.flag("tty"));
     let stderr = q.flag("stderr") && !tty;
     if !stdin && !stdout && !q.flag("stderr") {
@@ -41,7 +41,12 @@ fn stream_flags(q: &Query) -> Result<(bool, bool, bool, bool), Failure> {
             "you must specify at least 1 of stdin, stdout, stderr".into(),
         ));
     }
-    Ok((stdin, stdout, stderr, tty))
+    Ok(Streams {
+        stdin,
+        stdout,
+        stderr,
+        tty,
+    })
 }
 
 /// Runs a command in a container.
@@ -59,7 +64,7 @@ pub async fn exec(
             "you must specify at least one command for the container".into(),
         ));
     }
-    let (stdin, stdout, stderr, tty) = stream_flags(q)?;
+    let s = stream_flags(q)?;
     let container_id = running_container(k, ns, pod, container).await?;
     let url = k
         .cri
@@ -68,23 +73,17 @@ pub async fn exec(
         .exec(api::ExecRequest {
             container_id,
             cmd,
-            tty,
-            stdin,
-            stdout,
-            stderr,
+            tty: s.tty,
+            stdin: s.stdin,
+            stdout: s.stdout,
+            stderr: s.stderr,
         })
         .await
         .map_err(cri::call("Exec"))
         .map_err(runtime_failure)?
         .into_inner()
         .url;
-    let streams = Streams {
-        stdin,
-        stdout,
-        stderr,
-        tty,
-    };
-    forward(&url, req, streams).await
+    forward(&url, req, s).await
 }
 
 /// Hands a WebSocket v5 session to the translator and anything else to the runtime.
@@ -104,7 +103,7 @@ pub async fn attach(
     q: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Failure> {
-    let (stdin, stdout, stderr, tty) = stream_flags(q)?;
+    let s = stream_flags(q)?;
     let container_id = running_container(k, ns, pod, container).await?;
     let url = k
         .cri
@@ -112,23 +111,17 @@ pub async fn attach(
         .clone()
         .attach(api::AttachRequest {
             container_id,
-            stdin,
-            tty,
-            stdout,
-            stderr,
+            stdin: s.stdin,
+            tty: s.tty,
+            stdout: s.stdout,
+            stderr: s.stderr,
         })
         .await
         .map_err(cri::call("Attach"))
         .map_err(runtime_failure)?
         .into_inner()
         .url;
-    let streams = Streams {
-        stdin,
-        stdout,
-        stderr,
-        tty,
-    };
-    forward(&url, req, streams).await
+    forward(&url, req, s).await
 }
 
 /// Forwards ports of a pod's network namespace (the ports come in the stream's headers, or
@@ -210,10 +203,18 @@ fn runtime_failure(e: cri::Error) -> Failure {
     }
 }
 
-/// Sends the client's upgrade request to the runtime's streaming `url` and, when the
-/// runtime switches protocols, answers 101 with its headers and splices the two
-/// connections; any other answer goes back as it is.
-async fn proxy(url: &str, mut req: Request<Incoming>) -> Result<Response<Body>, Failure> {
+/// An HTTP/1.1 connection (with upgrades) to the runtime's streaming server at `url`; the
+/// sender, the server's authority and the parsed URL.
+pub(super) async fn connect(
+    url: &str,
+) -> Result<
+    (
+        hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+        http::uri::Authority,
+        http::Uri,
+    ),
+    Failure,
+> {
     let unreachable =
         |e: &dyn std::fmt::Display| Failure::internal(format!("streaming server {url}: {e}"));
     let target: http::Uri = url.parse().map_err(|e| unreachable(&e))?;
@@ -221,17 +222,10 @@ async fn proxy(url: &str, mut req: Request<Incoming>) -> Result<Response<Body>, 
         .authority()
         .ok_or_else(|| unreachable(&"no host in the URL"))?
         .clone();
-    // The runtime's URL carries its own token; a WebSocket port-forward names its ports in
-    // the client's query.
-    let path = match (target.query(), req.uri().query()) {
-        (Some(q), _) => format!("{}?{q}", target.path()),
-        (None, Some(q)) => format!("{}?{q}", target.path()),
-        (None, None) => target.path().to_owned(),
-    };
     let tcp = tokio::net::TcpStream::connect(authority.as_str())
         .await
         .map_err(|e| unreachable(&e))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|e| unreachable(&e))?;
     tokio::spawn(async move {
@@ -239,6 +233,23 @@ async fn proxy(url: &str, mut req: Request<Incoming>) -> Result<Response<Body>, 
             tracing::debug!(error = %e, "streaming server connection ended with an error");
         }
     });
+    Ok((sender, authority, target))
+}
+
+/// Sends the client's upgrade request to the runtime's streaming `url` and, when the
+/// runtime switches protocols, answers 101 with its headers and splices the two
+/// connections; any other answer goes back as it is.
+async fn proxy(url: &str, mut req: Request<Incoming>) -> Result<Response<Body>, Failure> {
+    let (mut sender, authority, target) = connect(url).await?;
+    let unreachable =
+        |e: &dyn std::fmt::Display| Failure::internal(format!("streaming server {url}: {e}"));
+    // The runtime's URL carries its own token; a WebSocket port-forward names its ports in
+    // the client's query.
+    let path = match (target.query(), req.uri().query()) {
+        (Some(q), _) => format!("{}?{q}", target.path()),
+        (None, Some(q)) => format!("{}?{q}", target.path()),
+        (None, None) => target.path().to_owned(),
+    };
     let mut out = Request::builder().method(req.method().clone()).uri(path);
     for (name, value) in req.headers() {
         if !DROPPED.contains(name) {

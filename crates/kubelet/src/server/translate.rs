@@ -96,26 +96,11 @@ pub async fn serve(
 async fn connect(url: &str) -> Result<hyper::upgrade::Upgraded, Failure> {
     let unreachable =
         |e: &dyn std::fmt::Display| Failure::internal(format!("streaming server {url}: {e}"));
-    let target: http::Uri = url.parse().map_err(|e| unreachable(&e))?;
-    let authority = target
-        .authority()
-        .ok_or_else(|| unreachable(&"no host in the URL"))?
-        .clone();
+    let (mut sender, authority, target) = super::streams::connect(url).await?;
     let path = target
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let tcp = tokio::net::TcpStream::connect(authority.as_str())
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| unreachable(&e))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "streaming server connection ended with an error");
-        }
-    });
     let out = Request::post(path)
         .header(http::header::HOST, authority.as_str())
         .header(http::header::CONNECTION, "Upgrade")
