@@ -210,6 +210,18 @@ impl Cri {
         ignore_not_found(r.map(drop).map_err(call("RemoveContainer")))
     }
 
+    /// Has the runtime reopen a container's log file (after the kubelet renamed it).
+    pub async fn reopen_log(&self, id: &str) -> Result<(), Error> {
+        self.runtime
+            .clone()
+            .reopen_container_log(api::ReopenContainerLogRequest {
+                container_id: id.to_owned(),
+            })
+            .await
+            .map(drop)
+            .map_err(call("ReopenContainerLog"))
+    }
+
     /// Stops a sandbox (its containers and network). Already gone is not an error.
     pub async fn stop_sandbox(&self, id: &str) -> Result<(), Error> {
         let r = self

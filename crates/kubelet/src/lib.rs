@@ -106,6 +106,8 @@ pub struct Options {
     pub max_pods: u32,
     /// Pod workers.
     pub workers: usize,
+    /// Container log rotation.
+    pub log_limits: pods::log_rotation::Limits,
     /// The bearer token the API server presents to the kubelet API (the cluster's join
     /// token); without one the kubelet API is not served.
     pub api_token: Option<String>,
@@ -297,6 +299,7 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     let k = kubelet.clone();
     let static_dir = opts.dir.join("pod-manifests");
     let workers = opts.workers.max(1);
+    let log_limits = opts.log_limits;
     tasks.spawn(async move {
         pod_informer.synced().await;
         cm_informer.synced().await;
@@ -304,6 +307,7 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
         pvc_informer.synced().await;
         pv_informer.synced().await;
         tokio::spawn(pods::relist(k.clone()));
+        tokio::spawn(pods::log_rotation::run(k.clone(), log_limits));
         tokio::spawn(static_pods::run(
             k.client.clone(),
             k.node_name.clone(),

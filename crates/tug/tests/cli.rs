@@ -92,6 +92,14 @@ fn bad_input_is_a_clear_error() {
         &["controller-manager", "--kubeconfig", "/nonexistent/kc"],
         "reading the kubeconfig",
     );
+    fails_with(
+        &["server", "--container-log-max-size", "lots"],
+        "--container-log-max-size: \"lots\" is not a positive quantity",
+    );
+    fails_with(
+        &["agent", "--container-log-max-files", "1"],
+        "--container-log-max-files",
+    );
     fails_with(&["bench", "density", "--nodes", "0"], "--nodes");
     fails_with(&["bench", "scheduler", "--pods", "0"], "--pods");
     // A data dir that cannot be created (a file is in the way).

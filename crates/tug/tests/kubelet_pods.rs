@@ -592,6 +592,75 @@ spec:
     assert_eq!(lines.get(3).copied(), Some("2000 440"), "{out}");
 }
 
+#[test]
+fn container_logs_rotate_and_stay_readable() {
+    if !can_run_containers() {
+        return;
+    }
+    let server = Server::start_node(&[
+        "--container-log-max-size",
+        "100Ki",
+        "--container-log-max-files",
+        "3",
+    ]);
+    let k = Kubectl::new(&server, KUBECTL);
+    apply(
+        &k,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: chatty}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sh", "-c", "i=0; while true; do i=$((i+1)); yes 0123456789abcdef | head -n 20000; echo mark-$i; sleep 1; done"]
+"#
+        ),
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/chatty",
+        "--timeout=90s",
+    ]);
+    // Rotation is checked every 10 s: the 340 KB a second this pod writes is over 100Ki.
+    let logs = server.data_dir().join("agent/pod-logs");
+    let files = |suffix: bool| -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![logs.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                let name = e.file_name().to_string_lossy().into_owned();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if name.starts_with("0.log") && (name != "0.log") == suffix {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    };
+    wait_until(45, "the log to be rotated", || !files(true).is_empty());
+    // The runtime writes to a fresh file, which the kubelet's log API reads.
+    wait_until(
+        30,
+        "lines written after the rotation in kubectl logs",
+        || {
+            k.run(&["logs", "chatty", "--tail=1"])
+                .1
+                .starts_with("mark-")
+        },
+    );
+    assert_eq!(files(false).len(), 1, "one current file");
+    assert!(
+        files(true).len() <= 2,
+        "at most max-files - 1 rotated: {:?}",
+        files(true)
+    );
+}
+
 /// A `tug agent` whose containers are stopped when it is dropped.
 struct Agent {
     child: std::process::Child,

@@ -8,6 +8,7 @@ pub mod env;
 pub mod fs_group;
 pub mod grpc_probe;
 pub mod hooks;
+pub mod log_rotation;
 pub mod probes;
 pub mod pull;
 pub mod runtime;

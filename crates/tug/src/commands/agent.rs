@@ -51,6 +51,12 @@ pub struct KubeletFlags {
     /// How many pods the node takes.
     #[arg(long, default_value_t = 110)]
     pub max_pods: u32,
+    /// The size at which a container's log is rotated (a quantity: 10Mi, 500Ki, …).
+    #[arg(long, default_value = "10Mi")]
+    pub container_log_max_size: String,
+    /// How many files a container's log may span, the current one included (≥ 2).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..))]
+    pub container_log_max_files: u32,
 }
 
 impl KubeletFlags {
@@ -92,8 +98,23 @@ impl KubeletFlags {
             taints: parse_taints("--node-taint", &self.node_taints)?,
             max_pods: self.max_pods,
             workers: 8,
+            log_limits: tug_kubelet::pods::log_rotation::Limits {
+                max_size: log_max_size(&self.container_log_max_size)?,
+                max_files: self.container_log_max_files as usize,
+            },
             api_token: None,
         })
+    }
+}
+
+/// `--container-log-max-size`: a positive quantity of bytes.
+fn log_max_size(v: &str) -> anyhow::Result<u64> {
+    let q = k8s_openapi::apimachinery::pkg::api::resource::Quantity(v.to_owned());
+    match tug_hollow::status::quantity(&q) {
+        Some(n) if n >= 1.0 && n.is_finite() => Ok(n as u64),
+        _ => anyhow::bail!(
+            "--container-log-max-size: {v:?} is not a positive quantity of bytes (say 10Mi)"
+        ),
     }
 }
 
