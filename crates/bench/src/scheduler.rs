@@ -5,7 +5,9 @@
 //! measuring, then the measured pods (scheduler_perf's pod-default: 100m cpu / 500Mi memory)
 //! created by several concurrent clients. Reports scheduled pods per second (from the first
 //! measured pod's creation to the last bind seen by a watch) and each pod's latency from
-//! creation to its bind seen by the watch.
+//! creation to its bind seen by the watch. Pods are created as upstream's test/utils
+//! `CreatePod` does for scheduler_perf: 30 concurrent workers on one client whose requests
+//! pass client-go's token bucket at scheduler_perf's 5,000 QPS (burst 5,000).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,8 +35,11 @@ pub struct Options {
     pub init_pods: usize,
     /// Measured pods.
     pub pods: usize,
-    /// Concurrent clients creating pods.
+    /// Concurrent clients creating pods (upstream's `CreatePod` uses 30 workers).
     pub clients: usize,
+    /// Requests per second the creating clients share (scheduler_perf's client: 5,000 QPS,
+    /// burst 5,000); 0 = unlimited.
+    pub qps: f64,
     /// Where the store keeps its data; a temp dir if `None`.
     pub dir: Option<PathBuf>,
     /// How long to wait for the measured pods at most.
@@ -49,7 +54,8 @@ impl Default for Options {
             nodes: 5000,
             init_pods: 1000,
             pods: 10_000,
-            clients: 8,
+            clients: 30,
+            qps: 5000.0,
             dir: None,
             timeout: Duration::from_secs(600),
             in_memory: false,
@@ -145,8 +151,49 @@ impl Bound {
     }
 }
 
+/// client-go's token bucket rate limiter (`flowcontrol.NewTokenBucketRateLimiter`, over
+/// golang.org/x/time/rate): `qps` tokens a second, at most `burst` saved, each request
+/// takes one and waits until it is due when none is left.
+struct Limiter {
+    qps: f64,
+    burst: f64,
+    /// Tokens left (negative: reserved ahead) as of the instant.
+    state: Mutex<(f64, Instant)>,
+}
+
+impl Limiter {
+    fn new(qps: f64, burst: f64) -> Self {
+        Limiter {
+            qps,
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
+    }
+
+    /// Takes a token at `now`: how long the request must wait for it, if at all.
+    fn reserve(&self, now: Instant) -> Option<Duration> {
+        if self.qps <= 0.0 {
+            return None;
+        }
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let refill = now.saturating_duration_since(s.1).as_secs_f64() * self.qps;
+        s.0 = (s.0 + refill).min(self.burst) - 1.0;
+        s.1 = now;
+        (s.0 < 0.0).then(|| {
+            Duration::try_from_secs_f64(-s.0 / self.qps).unwrap_or(Duration::from_secs(3600))
+        })
+    }
+
+    async fn wait(&self) {
+        if let Some(d) = self.reserve(Instant::now()) {
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
 async fn create_pods(
     client: &kube::Client,
+    limiter: &Arc<Limiter>,
     prefix: &str,
     n: usize,
     clients: usize,
@@ -156,6 +203,7 @@ async fn create_pods(
     let mut tasks = Vec::new();
     for _ in 0..clients.max(1) {
         let (next, created, client) = (next.clone(), created.clone(), client.clone());
+        let limiter = limiter.clone();
         let prefix = prefix.to_owned();
         tasks.push(tokio::spawn(async move {
             let api: Api<Pod> = Api::namespaced(client, "default");
@@ -166,6 +214,7 @@ async fn create_pods(
                 }
                 let name = format!("{prefix}{i}");
                 let pod = pod_object(&name)?;
+                limiter.wait().await;
                 let t = Instant::now();
                 api.create(&PostParams::default(), &pod)
                     .await
@@ -267,8 +316,17 @@ pub async fn run(options: &Options) -> Result<Table> {
         tug_scheduler::Options::default(),
     ));
 
-    // Initial pods, scheduled before measuring.
-    create_pods(&client, "init-", options.init_pods, options.clients).await?;
+    // Initial pods, scheduled before measuring. The creating client's rate limiter is shared
+    // by both phases, as scheduler_perf's one client.
+    let limiter = Arc::new(Limiter::new(options.qps, options.qps));
+    create_pods(
+        &client,
+        &limiter,
+        "init-",
+        options.init_pods,
+        options.clients,
+    )
+    .await?;
     bound
         .wait_for("init-", options.init_pods, options.timeout)
         .await?;
@@ -276,7 +334,7 @@ pub async fn run(options: &Options) -> Result<Table> {
 
     // Measured pods.
     let t = Instant::now();
-    let created = create_pods(&client, "pod-", options.pods, options.clients).await?;
+    let created = create_pods(&client, &limiter, "pod-", options.pods, options.clients).await?;
     tracing::info!(
         pods = options.pods,
         took = ?t.elapsed(),
@@ -349,12 +407,13 @@ pub async fn run(options: &Options) -> Result<Table> {
     });
     Ok(Table {
         title: format!(
-            "SchedulingBasic: {} nodes, {} initial pods, {} measured pods from {} clients \
-             (in-process API server on the embedded store, {})",
+            "SchedulingBasic: {} nodes, {} initial pods, {} measured pods from {} clients at \
+             {} QPS (in-process API server on the embedded store, {})",
             options.nodes,
             options.init_pods,
             options.pods,
             options.clients,
+            options.qps,
             if options.in_memory {
                 "in memory"
             } else {
@@ -364,4 +423,25 @@ pub async fn run(options: &Options) -> Result<Table> {
         columns: vec!["tug".into()],
         rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_lets_a_burst_through_then_spaces_requests() {
+        let l = Limiter::new(100.0, 2.0);
+        let t = *l.state.lock().unwrap();
+        assert_eq!(l.reserve(t.1), None);
+        assert_eq!(l.reserve(t.1), None);
+        // The third and fourth wait for 10 and 20 ms of refill.
+        let d = l.reserve(t.1).unwrap().as_secs_f64();
+        assert!((d - 0.01).abs() < 1e-9, "{d}");
+        let d = l.reserve(t.1).unwrap().as_secs_f64();
+        assert!((d - 0.02).abs() < 1e-9, "{d}");
+        // Unlimited never waits.
+        let u = Limiter::new(0.0, 0.0);
+        assert!((0..10).all(|_| u.reserve(Instant::now()).is_none()));
+    }
 }

@@ -8,6 +8,8 @@ use clap::Parser;
 /// mimalloc instead of the system allocator: the API path allocates and frees many small
 /// JSON values per request from every thread, where glibc's malloc spent about a third of
 /// `tug bench scheduler`'s samples (arena locks, heap growth and trimming, page clearing).
+/// Built without transparent huge pages (the workspace's `no_thp`): with them, memory
+/// purged and touched again came back as whole 2 MiB pages the kernel had to clear.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -268,19 +268,29 @@ fn update_others(
     Ok(())
 }
 
-/// Records `old` → `new` as an `Update` by `who` (upstream's update path below the
-/// "skip non-applied" step: compare, take from others, strip metadata, merge into the
-/// writer's entry, cap the number of updaters).
+/// Records `old` (`None`: `{}`, a create) → `new` as an `Update` by `who` (upstream's
+/// update path below the "skip non-applied" step: compare, take from others, strip
+/// metadata, merge into the writer's entry, cap the number of updaters).
 fn record(
     schemas: &Schemas,
     ty: &Ty,
     entries: &mut Vec<ManagedEntry>,
-    old: &Value,
+    old: Option<&Value>,
     new: &Value,
     who: ManagedEntry,
     reset: &FieldSet,
 ) {
-    let mut cmp = compare(schemas, old, new, Some(ty));
+    let mut cmp = match old {
+        Some(old) => compare(schemas, old, new, Some(ty)),
+        // Everything in a created object is added: one walk, no comparison.
+        None => match typed::created(schemas, new, Some(ty)) {
+            Some(added) => Comparison {
+                added,
+                ..Comparison::default()
+            },
+            None => compare(schemas, &Value::Object(Map::new()), new, Some(ty)),
+        },
+    };
     cmp.exclude(reset);
     if !entries.is_empty() {
         // Forced: an update never conflicts.
@@ -360,15 +370,7 @@ pub fn apply(
             time: Some(mgr.time.into()),
             fields: FieldSet::new(),
         };
-        record(
-            schemas,
-            ty,
-            &mut entries,
-            &Value::Object(Map::new()),
-            &live_obj,
-            who,
-            &reset,
-        );
+        record(schemas, ty, &mut entries, None, &live_obj, who, &reset);
     }
 
     let merged = merge::merge(schemas, &live_obj, &config_kept, Some(ty)).map_err(|e| {
@@ -463,8 +465,11 @@ pub fn record_update(
     if entries.is_empty() && !old_uid.is_empty() {
         return Ok(());
     }
-    let mut old_obj = old.cloned().unwrap_or_else(|| Value::Object(Map::new()));
-    take_managed_fields(&mut old_obj);
+    let old_obj = old.map(|o| {
+        let mut o = o.clone();
+        take_managed_fields(&mut o);
+        o
+    });
     let who = ManagedEntry {
         manager: if mgr.name.is_empty() {
             "unknown".into()
@@ -481,7 +486,7 @@ pub fn record_update(
         schemas,
         ty,
         &mut entries,
-        &old_obj,
+        old_obj.as_ref(),
         new,
         who,
         &reset_set(mgr),

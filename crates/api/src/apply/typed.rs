@@ -306,6 +306,57 @@ impl<'a> SetBuilder<'a> {
     }
 }
 
+/// What [`compare`] of `{}` with `new` finds added, built in one walk without the
+/// comparison: every path of `new` (its leaves, and the non-empty objects and lists above
+/// them) as a set, each level built once instead of inserting path by path from the root.
+/// `None` when `new` is not a granular object at `ty` (then compare).
+pub(crate) fn created(schemas: &Schemas, new: &Value, ty: TyRef<'_>) -> Option<FieldSet> {
+    let Value::Object(m) = new else { return None };
+    let Shape::Object(obj) = shape_of(schemas, ty, new) else {
+        return None;
+    };
+    let mut set = FieldSet::new();
+    created_fields(schemas, obj, m, &mut set);
+    Some(set)
+}
+
+fn created_fields(schemas: &Schemas, obj: ObjType<'_>, m: &Map<String, Value>, set: &mut FieldSet) {
+    for (k, v) in m {
+        let (ty, _) = field_ty(obj, k);
+        created_at(schemas, PathElement::Field(k.clone()), v, ty, set);
+    }
+}
+
+/// Adds `pe`, holding `v`, to `set` (the level above it): as a member, and with its
+/// paths below it unless it is a leaf or empty.
+fn created_at(schemas: &Schemas, pe: PathElement, v: &Value, ty: TyRef<'_>, set: &mut FieldSet) {
+    let mut below = FieldSet::new();
+    match (shape_of(schemas, ty, v), v) {
+        (Shape::Object(obj), Value::Object(m)) => created_fields(schemas, obj, m, &mut below),
+        (Shape::List(items, keys), Value::Array(list)) => {
+            // Items by path element; one named twice is only a member (compare's "added
+            // twice"), items without a path element are skipped.
+            let mut named: std::collections::BTreeMap<PathElement, (usize, &Value)> =
+                std::collections::BTreeMap::new();
+            for item in list {
+                if let Ok(pe) = item_pe(keys, item) {
+                    named.entry(pe).or_insert((0, item)).0 += 1;
+                }
+            }
+            for (pe, (count, item)) in named {
+                if count == 1 {
+                    created_at(schemas, pe, item, items, &mut below);
+                } else {
+                    below.insert_member(pe);
+                }
+            }
+        }
+        _ => {}
+    }
+    set.set_child(pe.clone(), below);
+    set.insert_member(pe);
+}
+
 /// What changed between two values: paths added, changed (leaves) and removed.
 #[derive(Debug, Default)]
 pub(crate) struct Comparison {
@@ -520,4 +571,56 @@ pub(crate) fn ensure_named_fields(schemas: &Schemas, set: &FieldSet, ty: TyRef<'
         out.set_child(pe.clone(), widened);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::schema::builtin;
+
+    /// The one-walk set of a created object is exactly what comparing it with `{}` adds.
+    #[test]
+    fn created_is_compare_with_nothing() {
+        let schemas = builtin();
+        let pod_ty = schemas.kind("", "v1", "Pod").expect("Pod type");
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default", "labels": {"a": "b"},
+                         "annotations": {}, "finalizers": ["x/y", "x/y", "z/w"],
+                         "ownerReferences": null},
+            "spec": {
+                "containers": [
+                    {"name": "c", "image": "i", "ports": [
+                        {"containerPort": 80}, {"containerPort": 80, "protocol": "TCP"},
+                        {"containerPort": 81, "protocol": "UDP"}],
+                     "resources": {"limits": {"cpu": "1"}, "requests": {}},
+                     "env": [{"name": "A", "value": "1"}, {"value": "no name"}],
+                     "args": ["a", "a"]},
+                    {"name": "d", "image": "j"}, {"name": "d", "image": "k"}],
+                "tolerations": [{"key": "k", "operator": "Exists"}],
+                "nodeSelector": {"x": "y"},
+                "volumes": [],
+                "unknownField": {"nested": [1, 2, {"a": null}]}
+            },
+            "status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}
+        });
+        let deploy_ty = schemas
+            .kind("apps", "v1", "Deployment")
+            .expect("Deployment type");
+        let deploy = json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": "i"}]}}, "selector": {"matchLabels": {}}}});
+        for (obj, ty) in [
+            (pod, Some(&pod_ty)),
+            (deploy, Some(&deploy_ty)),
+            (json!({"a": {"b": [1, 2]}, "c": {}}), None),
+            (json!({}), Some(&pod_ty)),
+        ] {
+            let want = compare(schemas, &json!({}), &obj, ty);
+            assert_eq!(created(schemas, &obj, ty), Some(want.added), "{obj}");
+            assert!(want.modified.is_empty() && want.removed.is_empty());
+        }
+        assert_eq!(created(schemas, &json!([1]), Some(&pod_ty)), None);
+    }
 }

@@ -138,29 +138,55 @@ pub fn decode_stored(bytes: &[u8], revision: i64) -> Result<Value, serde_json::E
 /// what a typed decode dropped as unknown.
 pub fn dropped_fields(sent: &Value, kept: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk_dropped(sent, kept, "", &mut out);
+    walk_dropped(sent, kept, &mut Vec::new(), &mut out);
     out
 }
 
-fn walk_dropped(sent: &Value, kept: &Value, path: &str, out: &mut Vec<String>) {
+/// A step of a path in [`dropped_fields`]; the path is spelled only for a dropped field.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn spell(path: &[Step<'_>]) -> String {
+    let mut s = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Step::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn walk_dropped<'a>(
+    sent: &'a Value,
+    kept: &Value,
+    path: &mut Vec<Step<'a>>,
+    out: &mut Vec<String>,
+) {
     match (sent, kept) {
         (Value::Object(s), Value::Object(k)) => {
             for (key, sv) in s {
-                let p = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
+                path.push(Step::Key(key));
                 match k.get(key) {
-                    None if !sv.is_null() => out.push(p),
+                    None if !sv.is_null() => out.push(spell(path)),
                     None => {}
-                    Some(kv) => walk_dropped(sv, kv, &p, out),
+                    Some(kv) => walk_dropped(sv, kv, path, out),
                 }
+                path.pop();
             }
         }
         (Value::Array(s), Value::Array(k)) => {
             for (i, (sv, kv)) in s.iter().zip(k).enumerate() {
-                walk_dropped(sv, kv, &format!("{path}[{i}]"), out);
+                path.push(Step::Index(i));
+                walk_dropped(sv, kv, path, out);
+                path.pop();
             }
         }
         _ => {}

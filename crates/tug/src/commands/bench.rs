@@ -67,9 +67,13 @@ pub struct SchedulerArgs {
     /// Measured pods (100m cpu / 500Mi memory each).
     #[arg(long, default_value_t = 10_000)]
     pods: usize,
-    /// Concurrent clients creating pods.
-    #[arg(long, default_value_t = 8)]
+    /// Concurrent clients creating pods (upstream's scheduler_perf: 30 workers).
+    #[arg(long, default_value_t = 30)]
     clients: usize,
+    /// Requests per second the creating clients share, as client-go's token bucket
+    /// (scheduler_perf: 5000, burst the same); 0 = unlimited.
+    #[arg(long, default_value_t = 5000.0)]
+    qps: f64,
     /// Directory for the store's data. Default: the temp dir.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -169,11 +173,15 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             if a.nodes == 0 || a.pods == 0 || a.clients == 0 {
                 anyhow::bail!("--nodes, --pods and --clients must be positive");
             }
+            if !a.qps.is_finite() || a.qps < 0.0 {
+                anyhow::bail!("--qps must be a number of requests per second, 0 or more");
+            }
             let options = tug_bench::scheduler::Options {
                 nodes: a.nodes,
                 init_pods: a.init_pods,
                 pods: a.pods,
                 clients: a.clients,
+                qps: a.qps,
                 dir: a.dir,
                 in_memory: a.in_memory,
                 ..Default::default()
