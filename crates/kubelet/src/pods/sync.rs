@@ -44,16 +44,20 @@ pub enum Error {
 /// Syncs the pod `key`; returns when to look again, if a back-off or a deadline needs it.
 pub async fn sync(k: &Arc<Kubelet>, key: ObjectKey) -> Result<Option<Duration>, Error> {
     let t = Instant::now();
-    let shown = format!("{}/{}", key.namespace, key.name);
-    let r = sync_key(k, key).await;
-    tracing::debug!(pod = %shown, ms = t.elapsed().as_millis(), ok = r.is_ok(), "synced");
+    let r = sync_key(k, &key).await;
+    tracing::debug!(
+        pod = %format_args!("{}/{}", key.namespace, key.name),
+        ms = t.elapsed().as_millis(),
+        ok = r.is_ok(),
+        "synced"
+    );
     r
 }
 
-async fn sync_key(k: &Arc<Kubelet>, key: ObjectKey) -> Result<Option<Duration>, Error> {
-    let ns = key.namespace.clone();
-    let pod = k.pods.get(&key);
-    let rt = PodRuntime::list(&k.cri, &ns, &key.name).await?;
+async fn sync_key(k: &Arc<Kubelet>, key: &ObjectKey) -> Result<Option<Duration>, Error> {
+    let ns = &key.namespace;
+    let pod = k.pods.get(key);
+    let rt = PodRuntime::list(&k.cri, ns, &key.name).await?;
     let uid = pod
         .as_ref()
         .and_then(|p| p.metadata.uid.clone())

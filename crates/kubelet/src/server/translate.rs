@@ -143,12 +143,14 @@ where
     );
     // The client's streams, in upstream's order: error, stdin, stdout, stderr, resize.
     let mut writer = spdy::Writer::default();
-    let mut ids = (1..).step_by(2);
+    // Client stream ids are odd, in order.
+    let mut next_id = 1u32;
     let mut open = |kind: &str, wanted: bool| -> (Option<u32>, Vec<u8>) {
         if !wanted {
             return (None, Vec::new());
         }
-        let id = ids.next().unwrap_or(1);
+        let id = next_id;
+        next_id += 2;
         (Some(id), writer.syn_stream(id, &[("streamtype", kind)]))
     };
     // With a tty, the terminal's size comes first: the runtime starts the process once the
