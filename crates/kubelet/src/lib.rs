@@ -104,8 +104,6 @@ pub struct Options {
     pub taints: Vec<Taint>,
     /// How many pods the node takes.
     pub max_pods: u32,
-    /// Pod workers.
-    pub workers: usize,
     /// Container log rotation.
     pub log_limits: pods::log_rotation::Limits,
     /// The bearer token the API server presents to the kubelet API (the cluster's join
@@ -298,7 +296,6 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
     tasks.spawn(status_loop.run());
     let k = kubelet.clone();
     let static_dir = opts.dir.join("pod-manifests");
-    let workers = opts.workers.max(1);
     let log_limits = opts.log_limits;
     tasks.spawn(async move {
         pod_informer.synced().await;
@@ -314,7 +311,7 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
             static_dir,
             k.pods.clone(),
         ));
-        tug_runtime::queue::run("kubelet", k.queue.clone(), workers, move |key| {
+        tug_runtime::queue::run_per_key("kubelet", k.queue.clone(), move |key| {
             let k = k.clone();
             async move { pods::sync::sync(&k, key).await }
         })

@@ -2,7 +2,7 @@
 //! is added; a key being processed is not handed to a second worker, and if it was added
 //! meanwhile it comes back once the first finishes; failures are retried with per-key
 //! exponential back-off (5 ms doubling to 1000 s, as upstream's default controller rate
-//! limiter); [`run`] drives workers over it.
+//! limiter); [`run`] drives a fixed number of workers over it, [`run_per_key`] a task per key.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::{Debug, Display};
@@ -175,6 +175,46 @@ pub fn backoff(failures: u32) -> Duration {
         .map_or(MAX_DELAY, |d| d.min(MAX_DELAY))
 }
 
+/// Runs `reconcile` for each key in a task of its own, as many at once as there are distinct
+/// keys, until `queue` shuts down: upstream's kubelet gives every pod its own goroutine, so
+/// one pod blocked (a postStart hook that never returns) holds up nobody else. The queue still
+/// never hands out a key that is being processed. Outcomes as [`run`].
+pub async fn run_per_key<T, F, Fut, E>(name: &'static str, queue: Queue<T>, reconcile: F)
+where
+    T: Hash + Eq + Clone + Send + Debug + 'static,
+    F: Fn(T) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Option<Duration>, E>> + Send + 'static,
+    E: Display,
+{
+    while let Some(key) = queue.get().await {
+        let (queue, reconcile) = (queue.clone(), reconcile.clone());
+        tokio::spawn(async move {
+            let outcome = reconcile(key.clone()).await;
+            settle(name, &queue, &key, outcome);
+        });
+    }
+}
+
+/// Records what one reconcile answered and releases the key.
+fn settle<T, E>(name: &'static str, queue: &Queue<T>, key: &T, outcome: Result<Option<Duration>, E>)
+where
+    T: Hash + Eq + Clone + Send + Debug + 'static,
+    E: Display,
+{
+    match outcome {
+        Ok(None) => queue.forget(key),
+        Ok(Some(after)) => {
+            queue.forget(key);
+            queue.add_after(key.clone(), after);
+        }
+        Err(e) => {
+            tracing::debug!(controller = name, ?key, error = %e, "sync failed; retrying");
+            queue.add_rate_limited(key.clone());
+        }
+    }
+    queue.done(key);
+}
+
 /// Runs `workers` workers over `queue` until it shuts down. `reconcile` answers
 /// `Ok(None)` (done), `Ok(Some(d))` (look again after `d`) or an error (retry with back-off,
 /// logged).
@@ -190,18 +230,8 @@ where
         let (queue, reconcile) = (queue.clone(), reconcile.clone());
         tasks.push(tokio::spawn(async move {
             while let Some(key) = queue.get().await {
-                match reconcile(key.clone()).await {
-                    Ok(None) => queue.forget(&key),
-                    Ok(Some(after)) => {
-                        queue.forget(&key);
-                        queue.add_after(key.clone(), after);
-                    }
-                    Err(e) => {
-                        tracing::debug!(controller = name, ?key, error = %e, "sync failed; retrying");
-                        queue.add_rate_limited(key.clone());
-                    }
-                }
-                queue.done(&key);
+                let outcome = reconcile(key.clone()).await;
+                settle(name, &queue, &key, outcome);
             }
         }));
     }
@@ -232,6 +262,34 @@ mod tests {
         q.done(&"b");
         q.shut_down();
         assert_eq!(q.get().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_blocked_key_holds_up_no_other_when_run_per_key() {
+        let q: Queue<u32> = Queue::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let runner = tokio::spawn(run_per_key("test", q.clone(), move |key: u32| {
+            let tx = tx.clone();
+            async move {
+                if key == 0 {
+                    std::future::pending::<()>().await;
+                }
+                let _ = tx.send(key);
+                Ok::<_, String>(None)
+            }
+        }));
+        for key in 0..20 {
+            q.add(key);
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 19 {
+            let key = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+            seen.push(key.ok().flatten().unwrap_or(u32::MAX));
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..20).collect::<Vec<_>>());
+        q.shut_down();
+        runner.abort();
     }
 
     #[test]

@@ -659,6 +659,26 @@ spec:
         "at most max-files - 1 rotated: {:?}",
         files(true)
     );
+    // At the next rotation the one rotated before is gzipped; the newest stays plain.
+    let gz = |p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "gz");
+    wait_until(45, "a rotated log to be compressed", || {
+        files(true).iter().any(gz)
+    });
+    let rotated = files(true);
+    assert!(rotated.len() <= 2, "{rotated:?}");
+    let compressed = rotated.iter().find(|p| gz(p)).cloned().unwrap_or_default();
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(
+            std::fs::File::open(&compressed).unwrap_or_else(|e| panic!("{e}")),
+        ),
+        &mut text,
+    )
+    .unwrap_or_else(|e| panic!("{compressed:?}: {e}"));
+    assert!(
+        text.lines().any(|l| l.ends_with("0123456789abcdef")),
+        "CRI log lines in {compressed:?}"
+    );
 }
 
 /// A `tug agent` whose containers are stopped when it is dropped.

@@ -97,7 +97,6 @@ impl KubeletFlags {
             labels,
             taints: parse_taints("--node-taint", &self.node_taints)?,
             max_pods: self.max_pods,
-            workers: 8,
             log_limits: tug_kubelet::pods::log_rotation::Limits {
                 max_size: log_max_size(&self.container_log_max_size)?,
                 max_files: self.container_log_max_files as usize,
