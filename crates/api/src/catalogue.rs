@@ -1,10 +1,10 @@
 //! The list of served resources (see the crate docs).
 
 use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2,
-    batch::v1 as batch, certificates::v1 as certificates, coordination::v1 as coordination,
-    core::v1 as core, discovery::v1 as discovery, events::v1 as events,
-    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    apps::v1 as apps, authentication::v1 as authentication, autoscaling::v1 as autoscaling_v1,
+    autoscaling::v2 as autoscaling_v2, batch::v1 as batch, certificates::v1 as certificates,
+    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+    events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
@@ -206,7 +206,18 @@ static CATALOGUE: &[ResourceInfo] = &[
     info::<core::Endpoints>(&["ep"], NONE, RW, NONE_SUB),
     info::<core::ConfigMap>(&["cm"], NONE, RW, NONE_SUB),
     info::<core::Secret>(NONE, NONE, RW, NONE_SUB),
-    info::<core::ServiceAccount>(&["sa"], NONE, RW, NONE_SUB),
+    info::<core::ServiceAccount>(
+        &["sa"],
+        NONE,
+        RW,
+        &[sub(
+            "token",
+            "authentication.k8s.io",
+            "v1",
+            "TokenRequest",
+            &["create"],
+        )],
+    ),
     info::<core::Event>(&["ev"], NONE, RW, NONE_SUB),
     info::<core::PersistentVolume>(&["pv"], NONE, RW, &[status("", "v1", "PersistentVolume")]),
     info::<core::PersistentVolumeClaim>(
@@ -245,6 +256,8 @@ static CATALOGUE: &[ResourceInfo] = &[
     ),
     info::<apps::DaemonSet>(&["ds"], ALL, RW, &[status("apps", "v1", "DaemonSet")]),
     info::<apps::ControllerRevision>(NONE, NONE, RW, NONE_SUB),
+    // authentication.k8s.io/v1: not stored, answered from the request's user.
+    info::<authentication::SelfSubjectReview>(NONE, NONE, &["create"], NONE_SUB),
     // batch/v1
     info::<batch::Job>(NONE, ALL, RW, &[status("batch", "v1", "Job")]),
     info::<batch::CronJob>(&["cj"], ALL, RW, &[status("batch", "v1", "CronJob")]),

@@ -1,10 +1,14 @@
 //! Authentication: who is making a request. x509 client certificates signed by the cluster CA
-//! (CN = user, each O = a group) and bearer tokens from a static token file, as upstream's
-//! `--token-auth-file`. A request with neither is anonymous, which only the public paths
-//! accept.
+//! (CN = user, each O = a group), bearer tokens from a static token file, as upstream's
+//! `--token-auth-file`, and service account tokens ([`crate::tokens`]), valid while the
+//! service account and the object they are bound to exist with the uids they name. A request
+//! with none is anonymous, which only the public paths accept.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+
+use crate::tokens::{Keys, Ref, ISSUER};
 
 /// An authenticated user, as upstream's `user.Info`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,11 +45,42 @@ pub enum Error {
     },
 }
 
+/// An object a service account token names, as the API has it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Live {
+    /// Its uid.
+    pub uid: String,
+    /// Its `deletionTimestamp`, Unix seconds.
+    pub deleted_at: Option<i64>,
+}
+
+/// Finds an object by resource plural, namespace and name.
+pub type Lookup = Arc<dyn Fn(&str, Option<&str>, &str) -> Option<Live> + Send + Sync>;
+
+#[derive(Clone)]
+struct ServiceAccounts {
+    keys: Arc<Keys>,
+    lookup: Lookup,
+}
+
 /// Decides who a request comes from.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Authenticator {
     tokens: HashMap<String, UserInfo>,
+    service_accounts: Option<ServiceAccounts>,
 }
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("tokens", &self.tokens.len())
+            .field("service_accounts", &self.service_accounts.is_some())
+            .finish()
+    }
+}
+
+/// How long after its deletion time an object still vouches for its tokens, as upstream.
+const DELETION_GRACE_SECONDS: i64 = 60;
 
 const AUTHENTICATED: &str = "system:authenticated";
 
@@ -98,7 +133,10 @@ impl Authenticator {
                 },
             );
         }
-        Ok(Authenticator { tokens })
+        Ok(Authenticator {
+            tokens,
+            service_accounts: None,
+        })
     }
 
     /// Also accepts `token` as `user` (the node token agents join with).
@@ -107,11 +145,63 @@ impl Authenticator {
         self
     }
 
+    /// Also accepts service account tokens signed with `keys`; `lookup` finds the objects
+    /// they name.
+    pub fn with_service_accounts(mut self, keys: Arc<Keys>, lookup: Lookup) -> Self {
+        self.service_accounts = Some(ServiceAccounts { keys, lookup });
+        self
+    }
+
     /// The user of an `Authorization: Bearer` header, if the token is known.
     pub fn token_user(&self, authorization: Option<&str>) -> Option<UserInfo> {
         let token = authorization?.strip_prefix("Bearer ")?.trim();
-        self.tokens.get(token).cloned()
+        if let Some(user) = self.tokens.get(token) {
+            return Some(user.clone());
+        }
+        if crate::tokens::looks_like_jwt(token) {
+            return self.service_account_user(token, now_unix());
+        }
+        None
     }
+
+    fn service_account_user(&self, token: &str, now: i64) -> Option<UserInfo> {
+        let sa = self.service_accounts.as_ref()?;
+        let claims = sa.keys.verify(token, &[ISSUER], now)?;
+        let k = &claims.kubernetes;
+        let ns = k.namespace.as_str();
+        let alive = |plural: &str, namespace: Option<&str>, r: &Ref| {
+            (sa.lookup)(plural, namespace, &r.name).is_some_and(|live| {
+                live.uid == r.uid
+                    && live
+                        .deleted_at
+                        .is_none_or(|t| t + DELETION_GRACE_SECONDS >= now)
+            })
+        };
+        let bound = match (&k.pod, &k.secret, &k.node) {
+            (Some(pod), _, _) => alive("pods", Some(ns), pod),
+            (None, Some(secret), _) => alive("secrets", Some(ns), secret),
+            (None, None, Some(node)) => alive("nodes", None, node),
+            (None, None, None) => true,
+        };
+        if !(bound && alive("serviceaccounts", Some(ns), &k.serviceaccount)) {
+            return None;
+        }
+        Some(UserInfo {
+            name: format!("system:serviceaccount:{ns}:{}", k.serviceaccount.name),
+            uid: k.serviceaccount.uid.clone(),
+            groups: vec![
+                "system:serviceaccounts".to_owned(),
+                format!("system:serviceaccounts:{ns}"),
+                AUTHENTICATED.to_owned(),
+            ],
+        })
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
 /// The user of a client certificate (DER) the TLS layer has already verified against the
@@ -158,6 +248,85 @@ mod tests {
         std::fs::write(&path, "lonely-token\n").unwrap();
         let err = Authenticator::from_token_file(&path).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn service_account_tokens_hold_while_their_objects_live() {
+        use crate::tokens::{Claims, KubernetesClaim};
+        let keys = Arc::new(Keys::generate().unwrap());
+        let objects: Arc<std::sync::Mutex<HashMap<String, Live>>> = Arc::default();
+        let live = |uid: &str, deleted_at| Live {
+            uid: uid.to_owned(),
+            deleted_at,
+        };
+        let seen = objects.clone();
+        let lookup: Lookup = Arc::new(move |plural, ns, name| {
+            let key = format!("{plural}/{}/{name}", ns.unwrap_or(""));
+            seen.lock().unwrap().get(&key).cloned()
+        });
+        let a = Authenticator::default().with_service_accounts(keys.clone(), lookup);
+        let now = 1_800_000_000;
+        let claims = Claims {
+            aud: vec![ISSUER.to_owned()],
+            exp: now + 3600,
+            iat: now,
+            iss: ISSUER.to_owned(),
+            jti: "j".to_owned(),
+            nbf: now,
+            sub: "system:serviceaccount:ns:robot".to_owned(),
+            kubernetes: KubernetesClaim {
+                namespace: "ns".to_owned(),
+                serviceaccount: Ref {
+                    name: "robot".to_owned(),
+                    uid: "sa-1".to_owned(),
+                },
+                pod: Some(Ref {
+                    name: "p".to_owned(),
+                    uid: "pod-1".to_owned(),
+                }),
+                ..KubernetesClaim::default()
+            },
+        };
+        let token = keys.sign(&claims).unwrap();
+        let set = |k: &str, v: Option<Live>| {
+            let mut m = objects.lock().unwrap();
+            match v {
+                Some(v) => m.insert(k.to_owned(), v),
+                None => m.remove(k),
+            };
+        };
+        assert!(a.service_account_user(&token, now).is_none(), "no account");
+        set("serviceaccounts/ns/robot", Some(live("sa-1", None)));
+        assert!(a.service_account_user(&token, now).is_none(), "no pod");
+        set("pods/ns/p", Some(live("pod-1", None)));
+        let user = a.service_account_user(&token, now).unwrap();
+        assert_eq!(user.name, "system:serviceaccount:ns:robot");
+        assert_eq!(user.uid, "sa-1");
+        assert_eq!(
+            user.groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:ns",
+                AUTHENTICATED
+            ]
+        );
+        // Deleting: valid for a minute past the deletion time.
+        set("pods/ns/p", Some(live("pod-1", Some(now - 30))));
+        assert!(a.service_account_user(&token, now).is_some());
+        set("pods/ns/p", Some(live("pod-1", Some(now - 61))));
+        assert!(a.service_account_user(&token, now).is_none(), "pod gone");
+        // A pod of the same name made again is another pod.
+        set("pods/ns/p", Some(live("pod-2", None)));
+        assert!(
+            a.service_account_user(&token, now).is_none(),
+            "recreated pod"
+        );
+        set("pods/ns/p", Some(live("pod-1", None)));
+        set("serviceaccounts/ns/robot", Some(live("sa-2", None)));
+        assert!(
+            a.service_account_user(&token, now).is_none(),
+            "recreated account"
+        );
     }
 
     #[test]

@@ -16,3 +16,4 @@ pub mod rest;
 pub mod routes;
 pub mod serve;
 pub mod status;
+pub mod tokens;

@@ -18,6 +18,7 @@ pub mod object;
 pub mod patch;
 pub mod patching;
 pub mod path;
+pub mod protobuf;
 pub mod read;
 pub mod render;
 pub mod request;
@@ -25,19 +26,21 @@ pub mod resources;
 mod stamp;
 pub mod strict;
 pub mod subresource;
+pub mod token;
 pub mod watch;
 pub mod write;
 
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use http::{HeaderMap, Method, Uri};
+use http::{HeaderMap, Method};
 use tug_store::Store;
 
+use crate::authn::UserInfo;
 use crate::status::ApiError;
 use path::Target;
 use request::Query;
@@ -49,6 +52,9 @@ pub struct Config {
     pub service_cidr: alloc::Cidr,
     /// The NodePort range (`--service-node-port-range`).
     pub node_ports: (u16, u16),
+    /// The key service account tokens are signed with; without one, TokenRequest is not
+    /// served.
+    pub service_account_keys: Option<Arc<crate::tokens::Keys>>,
 }
 
 impl Default for Config {
@@ -56,6 +62,7 @@ impl Default for Config {
         Config {
             service_cidr: alloc::Cidr::default(),
             node_ports: (30000, 32767),
+            service_account_keys: None,
         }
     }
 }
@@ -72,6 +79,8 @@ pub struct Registry {
     pub resources: Arc<resources::Resources>,
     /// The OpenAPI documents (custom kinds registered by the CRD controller).
     pub openapi: Arc<crate::openapi::OpenApi>,
+    /// The service account token key (TokenRequest).
+    pub tokens: Option<Arc<crate::tokens::Keys>>,
 }
 
 impl Registry {
@@ -94,6 +103,7 @@ impl Registry {
             alloc: Mutex::new(allocator),
             resources: Arc::new(resources::Resources::new()),
             openapi: Arc::new(crate::openapi::OpenApi::new()),
+            tokens: config.service_account_keys,
         });
         // Custom resources are served from the first request on.
         let mut served = crds::Accepted::default();
@@ -130,20 +140,20 @@ async fn core_handler(
     }
     let (parts, body) = req.into_parts();
     let query = parts.uri.query().map(str::to_owned);
-    handle(reg, target, parts.method, query, parts.headers, body).await
+    let user = parts.extensions.get::<UserInfo>().cloned();
+    handle(reg, target, parts.method, query, parts.headers, body, user).await
 }
 
 async fn group_handler(
     State(reg): State<Arc<Registry>>,
     Path((group, version, rest)): Path<(String, String, String)>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    req: axum::extract::Request,
 ) -> Response {
-    let target = path::parse(&reg.resources, &group, &version, &rest, uri.path());
-    handle(reg, target, method, query, headers, body).await
+    let target = path::parse(&reg.resources, &group, &version, &rest, req.uri().path());
+    let (parts, body) = req.into_parts();
+    let query = parts.uri.query().map(str::to_owned);
+    let user = parts.extensions.get::<UserInfo>().cloned();
+    handle(reg, target, parts.method, query, parts.headers, body, user).await
 }
 
 async fn handle(
@@ -153,6 +163,7 @@ async fn handle(
     query: Option<String>,
     headers: HeaderMap,
     body: Body,
+    user: Option<UserInfo>,
 ) -> Response {
     let result = async {
         let target = target?;
@@ -161,7 +172,7 @@ async fn handle(
             .await
             .map_err(|_| ApiError::too_large())?;
         request::check_size(body.len())?;
-        dispatch(&reg, target, method, query, headers, body).await
+        dispatch(&reg, target, method, query, headers, body, user).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -174,6 +185,7 @@ async fn dispatch(
     q: Query,
     headers: HeaderMap,
     body: bytes::Bytes,
+    user: Option<UserInfo>,
 ) -> Result<Response, ApiError> {
     if let Some(sub) = t.sub.clone() {
         return subresource::handle(reg, &t, &sub, method, &q, &headers, &body).await;
@@ -191,6 +203,9 @@ async fn dispatch(
     };
     if !t.info.verbs.contains(&verb) {
         return Err(ApiError::method_not_allowed());
+    }
+    if t.info.kind == "SelfSubjectReview" {
+        return token::self_subject_review(user.as_ref(), &headers, &body);
     }
     let part = write::Part::Main;
     match verb {

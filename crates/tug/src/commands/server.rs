@@ -220,7 +220,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             .parse()
             .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?,
         node_ports: port_range(&args.service_node_port_range)?,
+        service_account_keys: Some(Arc::new(
+            tug_apiserver::tokens::Keys::load_or_create(
+                &args.data_dir.join("server/tls/service.key"),
+            )
+            .context("preparing the service account key")?,
+        )),
     };
+    let keys = config.service_account_keys.clone();
     let store = open_store(&args).await?;
     let revision = store.current_revision().await?;
     tracing::info!(revision, "store ready");
@@ -241,7 +248,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let tls = tug_apiserver::serve::tls_config(&pki).context("configuring TLS")?;
     let token_path = args.data_dir.join("server/token");
     let token = tug_apiserver::join::load_or_create_token(&token_path, &pki.ca_cert)?;
-    let authenticator = authenticator.with_token(&token, tug_apiserver::join::agent_user());
+    let mut authenticator = authenticator.with_token(&token, tug_apiserver::join::agent_user());
+    if let Some(keys) = keys {
+        let lookup = tug_apiserver::rest::token::lookup(registry.clone());
+        authenticator = authenticator.with_service_accounts(keys, lookup);
+    }
     let kubelets = tug_apiserver::kubelet::KubeletClient::new(token.clone())
         .context("configuring TLS to kubelets")?;
     let router = tug_apiserver::routes::router(registry)

@@ -1,0 +1,192 @@
+//! Service account tokens end to end with real kubectl: `kubectl create token` (protobuf from
+//! kubectl 1.33, JSON from 1.28), the token used as a bearer token (`auth whoami`), the
+//! TokenRequest errors, and tokens dying with the objects they are bound to. Also kubectl
+//! 1.33's other protobuf request: the Eviction `kubectl drain` posts.
+
+mod common;
+
+use common::*;
+
+/// kubectl 1.`minor` authenticating with `token` only (no client certificate).
+fn with_token(server: &Server, minor: u32, token: &str, args: &[&str]) -> (bool, String, String) {
+    let ca = server.data_dir().join("server/tls/ca.crt");
+    let empty = server.data_dir().join("no.kubeconfig");
+    let mut cmd = kubectl(minor);
+    cmd.arg("--kubeconfig")
+        .arg(&empty)
+        .arg("--server")
+        .arg(format!("https://127.0.0.1:{}", server.port))
+        .arg("--certificate-authority")
+        .arg(ca)
+        .arg("--token")
+        .arg(token)
+        .args(args);
+    run(&mut cmd)
+}
+
+fn whoami(server: &Server, token: &str) -> String {
+    let (ok, out, err) = with_token(
+        server,
+        33,
+        token,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    if ok {
+        out
+    } else {
+        err
+    }
+}
+
+#[test]
+fn created_tokens_authenticate_as_their_account_until_it_goes() {
+    let server = Server::start(APISERVER_ONLY);
+    let k = Kubectl::new(&server, 33);
+    let k28 = Kubectl::new(&server, 28);
+    k.ok(&["create", "serviceaccount", "robot"]);
+
+    let token = k.ok(&["create", "token", "robot"]).trim().to_owned();
+    assert_eq!(
+        whoami(&server, &token),
+        "system:serviceaccount:default:robot"
+    );
+    let groups = with_token(
+        &server,
+        33,
+        &token,
+        &["auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}"],
+    );
+    assert!(
+        groups.1.contains("system:serviceaccounts:default"),
+        "{groups:?}"
+    );
+    // kubectl 1.28 posts JSON; the token works for ordinary requests.
+    let old = k28
+        .ok(&["create", "token", "robot", "--duration", "15m"])
+        .trim()
+        .to_owned();
+    let (ok, out, err) = with_token(&server, 28, &old, &["get", "serviceaccount", "robot"]);
+    assert!(ok && out.contains("robot"), "{out}{err}");
+    // The admin's own identity.
+    assert_eq!(
+        k.ok(&[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}"
+        ]),
+        "admin"
+    );
+
+    // Errors, as upstream words them.
+    let err = k.fails(&["create", "token", "robot", "--duration", "1m"]);
+    assert!(
+        err.contains("spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes"),
+        "{err}"
+    );
+    let err = k.fails(&["create", "token", "nosuch"]);
+    assert!(
+        err.contains(r#"serviceaccounts "nosuch" not found"#),
+        "{err}"
+    );
+    let err = k.fails(&[
+        "create",
+        "token",
+        "robot",
+        "--bound-object-kind",
+        "Pod",
+        "--bound-object-name",
+        "nope",
+    ]);
+    assert!(err.contains(r#"pods "nope" not found"#), "{err}");
+    // A token for another audience, or a forged one, is not ours to accept.
+    let other = k
+        .ok(&["create", "token", "robot", "--audience", "vault"])
+        .trim()
+        .to_owned();
+    assert!(whoami(&server, &other).contains("Unauthorized"));
+    let mut forged: Vec<&str> = token.split('.').collect();
+    forged[2] = "AAAA";
+    assert!(whoami(&server, &forged.join(".")).contains("Unauthorized"));
+
+    // Bound to a secret: valid while the secret is.
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "anchor",
+        "--from-literal=a=b",
+    ]);
+    let bound = k
+        .ok(&[
+            "create",
+            "token",
+            "robot",
+            "--bound-object-kind",
+            "Secret",
+            "--bound-object-name",
+            "anchor",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(
+        whoami(&server, &bound),
+        "system:serviceaccount:default:robot"
+    );
+    k.ok(&["delete", "secret", "anchor"]);
+    wait_until(10, "the secret-bound token to stop working", || {
+        whoami(&server, &bound).contains("Unauthorized")
+    });
+    assert_eq!(
+        whoami(&server, &token),
+        "system:serviceaccount:default:robot"
+    );
+
+    // The account deleted and made again under the same name: old tokens stay dead.
+    k.ok(&["delete", "serviceaccount", "robot"]);
+    k.ok(&["create", "serviceaccount", "robot"]);
+    wait_until(10, "the old account's token to stop working", || {
+        whoami(&server, &token).contains("Unauthorized")
+    });
+}
+
+#[test]
+fn kubectl_drain_evicts_through_protobuf() {
+    let server = Server::start(&["--hollow-nodes", "2"]);
+    let k = Kubectl::new(&server, 33);
+    k.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=web:1",
+        "--replicas=2",
+    ]);
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let nodes = jsonpath(
+        &k,
+        &["get", "pods", "-l", "app=web"],
+        "{.items[*].spec.nodeName}",
+    );
+    let node = nodes
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let out = k.ok(&["drain", &node, "--ignore-daemonsets", "--timeout=60s"]);
+    assert!(out.contains("evicted"), "{out}");
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let after = jsonpath(
+        &k,
+        &["get", "pods", "-l", "app=web"],
+        "{.items[*].spec.nodeName}",
+    );
+    assert!(
+        !after.split_whitespace().any(|n| n == node),
+        "no web pod left on the drained node {node}: {after}"
+    );
+}
