@@ -12,6 +12,7 @@ pub mod crd;
 mod go;
 pub mod meta;
 pub mod printers;
+pub mod protobuf;
 pub mod schema;
 pub mod selectors;
 pub mod strategic;

@@ -1,7 +1,8 @@
 //! The REST API as real kubectl (1.33 and 1.28) drives it: create, get in every output
 //! form, describe, replace and delete of a multi-document manifest; selectors, sorting and
 //! all-namespaces listing; label, annotate, scale; `get -w` and `wait --for=delete`; and the
-//! error messages kubectl prints for 404, 409 and 422.
+//! error messages kubectl prints for 404, 409 and 422; kubectl 1.33's `create <kind>`
+//! generators, which post protobuf.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +11,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use common::{wait_until, Kubectl, Server};
+use common::{jsonpath, wait_until, Kubectl, Server, APISERVER_ONLY};
 
 const MANIFEST: &str = r#"
 apiVersion: v1
@@ -368,4 +369,66 @@ fn kubectl_1_33_label_annotate_scale_watch() {
 #[test]
 fn kubectl_1_28_label_annotate_scale_watch() {
     changes(28);
+}
+
+#[test]
+fn kubectl_133_create_generators_post_protobuf_that_reads_as_json() {
+    let server = Server::start(APISERVER_ONLY);
+    let k = Kubectl::new(&server, 33);
+    k.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox:1",
+        "--replicas=0",
+        "--port=8080",
+    ]);
+    assert_eq!(
+        jsonpath(&k, &["get", "deployment", "web"], "{.spec.replicas}"),
+        "0"
+    );
+    assert_eq!(
+        jsonpath(
+            &k,
+            &["get", "deployment", "web"],
+            "{.spec.template.spec.containers[0].ports[0]}"
+        ),
+        r#"{"containerPort":8080,"protocol":"TCP"}"#,
+        "no zero hostPort where JSON clients send none"
+    );
+    k.ok(&["create", "secret", "generic", "s1", "--from-literal=k=vé"]);
+    assert_eq!(jsonpath(&k, &["get", "secret", "s1"], "{.data.k}"), "dsOp");
+    k.ok(&["create", "service", "clusterip", "svc1", "--tcp=80:http"]);
+    assert_eq!(
+        jsonpath(
+            &k,
+            &["get", "service", "svc1"],
+            "{.spec.ports[0].targetPort}"
+        ),
+        "http"
+    );
+    k.ok(&["create", "quota", "q1", "--hard=cpu=1500m,pods=10"]);
+    assert_eq!(
+        jsonpath(&k, &["get", "quota", "q1"], "{.spec.hard.cpu}"),
+        "1500m"
+    );
+    k.ok(&[
+        "create",
+        "cronjob",
+        "cj1",
+        "--image=busybox:1",
+        "--schedule=*/5 * * * *",
+        "--",
+        "true",
+    ]);
+    assert_eq!(
+        jsonpath(&k, &["get", "cronjob", "cj1"], "{.spec.schedule}"),
+        "*/5 * * * *"
+    );
+    // Validation still answers as for JSON.
+    let err = k.fails(&["create", "deployment", "Bad_Name", "--image=busybox:1"]);
+    assert!(
+        err.contains(r#"Deployment.apps "Bad_Name" is invalid"#),
+        "{err}"
+    );
 }

@@ -3,6 +3,8 @@
 //! TokenRequest errors, and tokens dying with the objects they are bound to. Also kubectl
 //! 1.33's other protobuf request: the Eviction `kubectl drain` posts.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
@@ -10,7 +12,8 @@ use common::*;
 /// kubectl 1.`minor` authenticating with `token` only (no client certificate).
 fn with_token(server: &Server, minor: u32, token: &str, args: &[&str]) -> (bool, String, String) {
     let ca = server.data_dir().join("server/tls/ca.crt");
-    let empty = server.data_dir().join("no.kubeconfig");
+    let empty = server.data_dir().join("empty.kubeconfig");
+    std::fs::write(&empty, "").unwrap();
     let mut cmd = kubectl(minor);
     cmd.arg("--kubeconfig")
         .arg(&empty)

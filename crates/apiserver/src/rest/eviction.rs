@@ -15,7 +15,7 @@ use tug_api::selectors::LabelSelector;
 use super::object;
 use super::path::Target;
 use super::render;
-use super::request::Query;
+use super::request::{self, Query};
 use super::write::{self, Part, WriteOpts};
 use super::Registry;
 use crate::status::ApiError;
@@ -27,11 +27,9 @@ pub async fn evict(
     reg: &Arc<Registry>,
     t: &Target,
     q: &Query,
-    headers: &http::HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let parsed = super::protobuf::body_json(headers, body, "Eviction")?;
-    let mut eviction = write::object_map(parsed)?;
+    let mut eviction = write::object_map(request::parse_json(body)?)?;
     write::check_type_field(&mut eviction, "kind", "kind", "Eviction")?;
     let opts = super::delete::delete_options_from(q, eviction.get("deleteOptions"))?;
     let pod = super::subresource::current(reg, t).await?;

@@ -18,7 +18,6 @@ pub mod object;
 pub mod patch;
 pub mod patching;
 pub mod path;
-pub mod protobuf;
 pub mod read;
 pub mod render;
 pub mod request;
@@ -172,6 +171,7 @@ async fn handle(
             .await
             .map_err(|_| ApiError::too_large())?;
         request::check_size(body.len())?;
+        let (headers, body) = request::protobuf_to_json(headers, body)?;
         dispatch(&reg, target, method, query, headers, body, user).await
     }
     .await;
@@ -205,7 +205,7 @@ async fn dispatch(
         return Err(ApiError::method_not_allowed());
     }
     if t.info.kind == "SelfSubjectReview" {
-        return token::self_subject_review(user.as_ref(), &headers, &body);
+        return token::self_subject_review(user.as_ref(), &body);
     }
     let part = write::Part::Main;
     match verb {

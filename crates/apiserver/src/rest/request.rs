@@ -191,6 +191,33 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
     )
 }
 
+/// A protobuf body (`application/vnd.kubernetes.protobuf`, what client-go's typed clients
+/// send) read into JSON, with the Content-Type changed to match, so every handler sees JSON;
+/// other bodies as they came. 400 for a malformed body, 415 for a kind with no protobuf
+/// layout.
+pub fn protobuf_to_json(
+    mut headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<(HeaderMap, bytes::Bytes), ApiError> {
+    if media_type(&headers).as_deref() != Some(PROTOBUF) || body.is_empty() {
+        return Ok((headers, body));
+    }
+    let value = tug_api::protobuf::decode(&body).map_err(|e| match e {
+        tug_api::protobuf::Error::UnknownKind(_) => unsupported_media(PROTOBUF, "application/json"),
+        tug_api::protobuf::Error::Malformed(_) => ApiError::bad_request(format!(
+            "the body of the request was in an unknown format: {e}"
+        )),
+    })?;
+    let json = serde_json::to_vec(&value).map_err(|e| ApiError::internal(e.to_string()))?;
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok((headers, bytes::Bytes::from(json)))
+}
+
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
 /// The encoding of a POST or PUT body: JSON (also when Content-Type is missing), else 415.
 pub fn object_body_type(headers: &HeaderMap) -> Result<BodyType, ApiError> {
     match media_type(headers).as_deref() {

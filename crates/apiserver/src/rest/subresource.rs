@@ -77,8 +77,8 @@ pub async fn handle(
             .await
         }
         ("binding", Method::POST) => bind(reg, t, q, body).await,
-        ("eviction", Method::POST) => super::eviction::evict(reg, t, q, headers, body).await,
-        ("token", Method::POST) => super::token::request(reg, t, headers, body).await,
+        ("eviction", Method::POST) => super::eviction::evict(reg, t, q, body).await,
+        ("token", Method::POST) => super::token::request(reg, t, body).await,
         ("finalize", Method::PUT) => finalize(reg, t, q, headers, body).await,
         _ => {
             current(reg, t).await?;

@@ -108,14 +108,13 @@ pub fn lookup(reg: Arc<Registry>) -> crate::authn::Lookup {
 pub async fn request(
     reg: &Arc<Registry>,
     t: &Target,
-    headers: &http::HeaderMap,
     body: &[u8],
 ) -> Result<axum::response::Response, ApiError> {
     let Some(keys) = reg.tokens.clone() else {
         return Err(ApiError::not_found_path("serviceaccounts/token"));
     };
     let (ns, name) = (t.namespace.as_deref().unwrap_or_default(), t.name_str());
-    let req: TokenRequest = typed(super::protobuf::body_json(headers, body, "TokenRequest")?)?;
+    let req: TokenRequest = typed(super::request::parse_json(body)?)?;
     reg.cache.wait_fresh().await?;
     let sa = live(reg, "serviceaccounts", Some(ns), name)?;
     let mut spec = req.spec.unwrap_or_default();
@@ -253,14 +252,9 @@ pub async fn request(
 /// POST `selfsubjectreviews`: who the caller is.
 pub fn self_subject_review(
     user: Option<&crate::authn::UserInfo>,
-    headers: &http::HeaderMap,
     body: &[u8],
 ) -> Result<axum::response::Response, ApiError> {
-    let mut review: SelfSubjectReview = typed(super::protobuf::body_json(
-        headers,
-        body,
-        "SelfSubjectReview",
-    )?)?;
+    let mut review: SelfSubjectReview = typed(super::request::parse_json(body)?)?;
     review.metadata.creation_timestamp = Some(tug_api::meta::now());
     review.status = Some(SelfSubjectReviewStatus {
         user_info: user.map(|u| UserInfo {
