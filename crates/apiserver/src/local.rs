@@ -46,7 +46,13 @@ pub enum StartError {
 /// ready to serve in-process clients: what tests and benchmarks that run components in one
 /// process start from.
 pub async fn start(store: Arc<dyn tug_store::Store>) -> Result<Router, StartError> {
-    let registry = crate::rest::Registry::start(store, crate::rest::Config::default()).await?;
+    // As upstream's integration test server: no ServiceAccount admission, since no
+    // controller makes the accounts it would wait for.
+    let config = crate::rest::Config {
+        disabled_admission_plugins: vec!["ServiceAccount".to_owned()],
+        ..crate::rest::Config::default()
+    };
+    let registry = crate::rest::Registry::start(store, config).await?;
     let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     crate::rest::bootstrap::run(&registry, loopback, 6443)
         .await

@@ -28,6 +28,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod resourcequota;
+pub mod rootcacert;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod util;
@@ -49,6 +50,9 @@ pub struct Options {
     /// Which controllers run: names as upstream's `--controllers` ("*" for all, "-name" to
     /// leave one out).
     pub controllers: Vec<String>,
+    /// The cluster CA (PEM) published in every namespace as `kube-root-ca.crt`
+    /// (`--root-ca-file`, else the kubeconfig's).
+    pub root_ca: Option<String>,
 }
 
 impl Default for Options {
@@ -60,6 +64,7 @@ impl Default for Options {
             terminated_pod_gc_threshold: 12500,
             workers: 5,
             controllers: vec!["*".to_owned()],
+            root_ca: None,
         }
     }
 }
@@ -135,6 +140,7 @@ pub const CONTROLLERS: &[(&str, Start)] = &[
         replicaset::start_replication_controllers,
     ),
     ("resourcequota", resourcequota::start),
+    ("root-ca-cert-publisher", rootcacert::start),
     ("serviceaccount", serviceaccount::start),
     ("statefulset", statefulset::start),
 ];

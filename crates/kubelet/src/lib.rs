@@ -262,6 +262,7 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), Error> {
         dns: pods::config::host_dns(),
         state: Mutex::default(),
         probes: pods::probes::Probes::default(),
+        tokens: pods::tokens::Tokens::default(),
     });
     let q = queue.clone();
     pod_informer.on_change(move |c: &Change<'_, Pod>| q.add(ObjectKey::of(c.object().as_ref())));

@@ -193,3 +193,76 @@ fn kubectl_drain_evicts_through_protobuf() {
         "no web pod left on the drained node {node}: {after}"
     );
 }
+
+#[test]
+fn a_running_pod_reads_its_bound_token_ca_and_namespace() {
+    if !can_run_containers() {
+        return;
+    }
+    let server = Server::start_node(&[]);
+    let k = Kubectl::new(&server, 33);
+    wait_until(60, "the node to be Ready", || {
+        k.run(&["get", "nodes", "--no-headers"])
+            .1
+            .contains(" Ready")
+    });
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: reader}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+"#
+        ),
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/reader",
+        "--timeout=90s",
+    ]);
+    let dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let read = |file: &str| k.ok(&["exec", "reader", "--", "cat", &format!("{dir}/{file}")]);
+    assert_eq!(read("namespace"), "default");
+    let ca = std::fs::read_to_string(server.data_dir().join("server/tls/ca.crt")).unwrap();
+    assert_eq!(read("ca.crt"), ca);
+    let token = read("token");
+    assert_eq!(
+        whoami(&server, &token),
+        "system:serviceaccount:default:default"
+    );
+    // Bound to this pod, on this node, issued for a year with the kubelet's 3607 s as the
+    // warning time (as upstream extends them).
+    let claims = token.split('.').nth(1).unwrap_or_default();
+    let decoded = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap()
+    };
+    let claims: serde_json::Value = serde_json::from_slice(&decoded).unwrap();
+    let uid = jsonpath(&k, &["get", "pod", "reader"], "{.metadata.uid}");
+    assert_eq!(claims["kubernetes.io"]["pod"]["uid"], uid.as_str());
+    assert!(
+        claims["kubernetes.io"]["node"]["name"].is_string(),
+        "{claims}"
+    );
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    assert_eq!(exp - iat, 365 * 24 * 3600);
+    assert_eq!(
+        claims["kubernetes.io"]["warnafter"].as_i64(),
+        Some(iat + 3607)
+    );
+    // Gone with its pod.
+    k.ok(&["delete", "pod", "reader", "--wait=true", "--timeout=60s"]);
+    assert!(whoami(&server, &token).contains("Unauthorized"));
+}

@@ -1,8 +1,9 @@
 //! Admission on create, for the plugins upstream enables by default that change what is
-//! stored: Priority (a pod's `priorityClassName` becomes `spec.priority` and
+//! stored, in upstream's order: ServiceAccount ([`super::service_account`]), Priority (a pod's `priorityClassName` becomes `spec.priority` and
 //! `spec.preemptionPolicy`; the global default class applies when none is named) and
 //! DefaultTolerationSeconds (pods tolerate `node.kubernetes.io/not-ready` and `unreachable`
-//! NoExecute taints for 300 s unless they say otherwise).
+//! NoExecute taints for 300 s unless they say otherwise). Each can be turned off by name
+//! (`--disable-admission-plugins`).
 
 use serde_json::{json, Value};
 
@@ -21,13 +22,24 @@ const NODE_TAINTS: &[&str] = &[
     "node.kubernetes.io/unreachable",
 ];
 
+/// The plugins, by upstream's names.
+pub const PLUGINS: &[&str] = &["ServiceAccount", "Priority", "DefaultTolerationSeconds"];
+
 /// Runs the mutating admission plugins on an object about to be created.
 pub async fn admit_create(reg: &Registry, t: &Target, obj: &mut Value) -> Result<(), ApiError> {
     if !(t.info.group.is_empty() && t.info.plural == "pods") {
         return Ok(());
     }
-    priority(reg, t, obj).await?;
-    default_tolerations(obj);
+    let on = |name: &str| !reg.disabled_admission_plugins.iter().any(|d| d == name);
+    if on("ServiceAccount") {
+        super::service_account::admit(reg, t, obj).await?;
+    }
+    if on("Priority") {
+        priority(reg, t, obj).await?;
+    }
+    if on("DefaultTolerationSeconds") {
+        default_tolerations(obj);
+    }
     Ok(())
 }
 

@@ -22,6 +22,7 @@ pub mod read;
 pub mod render;
 pub mod request;
 pub mod resources;
+pub mod service_account;
 mod stamp;
 pub mod strict;
 pub mod subresource;
@@ -54,6 +55,9 @@ pub struct Config {
     /// The key service account tokens are signed with; without one, TokenRequest is not
     /// served.
     pub service_account_keys: Option<Arc<crate::tokens::Keys>>,
+    /// Admission plugins turned off (`--disable-admission-plugins`; names in
+    /// [`admission::PLUGINS`]).
+    pub disabled_admission_plugins: Vec<String>,
 }
 
 impl Default for Config {
@@ -62,6 +66,7 @@ impl Default for Config {
             service_cidr: alloc::Cidr::default(),
             node_ports: (30000, 32767),
             service_account_keys: None,
+            disabled_admission_plugins: Vec::new(),
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct Registry {
     pub openapi: Arc<crate::openapi::OpenApi>,
     /// The service account token key (TokenRequest).
     pub tokens: Option<Arc<crate::tokens::Keys>>,
+    /// Admission plugins turned off.
+    pub disabled_admission_plugins: Vec<String>,
 }
 
 impl Registry {
@@ -103,6 +110,7 @@ impl Registry {
             resources: Arc::new(resources::Resources::new()),
             openapi: Arc::new(crate::openapi::OpenApi::new()),
             tokens: config.service_account_keys,
+            disabled_admission_plugins: config.disabled_admission_plugins,
         });
         // Custom resources are served from the first request on.
         let mut served = crds::Accepted::default();

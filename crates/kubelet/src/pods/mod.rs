@@ -14,6 +14,7 @@ pub mod pull;
 pub mod runtime;
 pub mod status;
 pub mod sync;
+pub mod tokens;
 pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -83,6 +84,8 @@ pub struct Kubelet {
     pub state: Mutex<State>,
     /// Probe workers and results.
     pub probes: probes::Probes,
+    /// Service account tokens of projected volumes.
+    pub tokens: tokens::Tokens,
 }
 
 impl Kubelet {

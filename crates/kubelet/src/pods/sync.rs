@@ -78,6 +78,7 @@ async fn sync_key(k: &Arc<Kubelet>, key: &ObjectKey) -> Result<Option<Duration>,
         teardown_sandbox(k, &rt, s, grace).await?;
         let old_uid = PodRuntime::uid_of(s).to_owned();
         let _ = volumes::teardown(&k.dirs.pods, &old_uid);
+        k.tokens.forget(&old_uid);
         k.state().waiting.remove(&old_uid);
         k.state().backoff.retain(|(u, _), _| *u != old_uid);
     }
@@ -200,6 +201,7 @@ async fn terminate(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<(), E
         teardown_sandbox(k, rt, s, 0).await?;
     }
     let _ = volumes::teardown(&k.dirs.pods, &uid);
+    k.tokens.forget(&uid);
     if k.state().deleted.insert(uid.clone()) {
         let api: Api<Pod> = Api::namespaced(
             k.client.clone(),
@@ -395,6 +397,25 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
     }
 
     // Volumes.
+    let tokens = match k.tokens.for_pod(k, pod).await {
+        Ok(t) => t,
+        Err(e) => {
+            let volume = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.volumes.iter().flatten())
+                .find(|v| v.projected.is_some())
+                .map_or("", |v| v.name.as_str());
+            let e = volumes::Error::Setup {
+                volume: volume.to_owned(),
+                reason: format!("failed to fetch token: {e}"),
+            };
+            k.recorder
+                .event(pod, EventType::Warning, "FailedMount", e.to_string());
+            report(k, pod, rt, Some(ip)).await?;
+            return Err(e.into());
+        }
+    };
     let vctx = volumes::Context {
         sources: Sources {
             config_maps: &k.config_maps,
@@ -404,6 +425,7 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
         volumes: &k.volumes,
         host_ip: &k.node_ip,
         pod_ips: &pod_ips,
+        tokens: &tokens,
     };
     let vols = match volumes::setup(&k.dirs.pods, pod, &vctx) {
         Ok(v) => v,

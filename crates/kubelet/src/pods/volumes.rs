@@ -2,7 +2,8 @@
 //! (a directory, or tmpfs for medium Memory), hostPath (with its type checks), configMap,
 //! secret, downwardAPI and projected (files written atomically, as upstream's AtomicWriter:
 //! a timestamped directory behind a `..data` symlink swapped in one rename, so a reader never
-//! sees half an update), and persistentVolumeClaim bound to a hostPath or local volume.
+//! sees half an update; projected service account tokens come from [`super::tokens`]), and
+//! persistentVolumeClaim bound to a hostPath or local volume.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -51,6 +52,8 @@ pub struct Context<'a> {
     pub host_ip: &'a str,
     /// The pod's IPs.
     pub pod_ips: &'a [String],
+    /// Service account tokens by (audience, lifetime) ([`super::tokens`]).
+    pub tokens: &'a std::collections::HashMap<super::tokens::Wish, String>,
 }
 
 /// A volume ready on the host.
@@ -399,7 +402,18 @@ fn projected(
                 ctx,
             )?);
         }
-        // serviceAccountToken: the seam for the token API; no file until tokens exist.
+        if let Some(t) = &s.service_account_token {
+            let wish = (
+                t.audience.clone().unwrap_or_default(),
+                t.expiration_seconds.unwrap_or(3600),
+            );
+            let token = ctx
+                .tokens
+                .get(&wish)
+                .ok_or_else(|| setup_err(volume, "failed to fetch token: not requested"))?;
+            let mode = p.default_mode.map_or(0o644, |m| m as u32);
+            files.insert(t.path.clone(), (token.clone().into_bytes(), mode));
+        }
     }
     Ok(files)
 }

@@ -26,6 +26,10 @@ pub struct ControllerFlags {
     /// (comma-separated).
     #[arg(long, default_value = "*", value_delimiter = ',')]
     pub controllers: Vec<String>,
+    /// The cluster CA (PEM) published in every namespace as ConfigMap `kube-root-ca.crt`
+    /// (default: `tug server`'s own CA, or the CA of `--kubeconfig`).
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
 }
 
 impl ControllerFlags {
@@ -47,7 +51,15 @@ impl ControllerFlags {
         if !(8..=30).contains(&self.node_cidr_mask_size) {
             anyhow::bail!("--node-cidr-mask-size must be between 8 and 30");
         }
+        let root_ca = match &self.root_ca_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--root-ca-file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
         Ok(tug_controllers::Options {
+            root_ca,
             cluster_cidr: self.cluster_cidr.clone(),
             node_cidr_mask_size: self.node_cidr_mask_size,
             node_monitor_grace_period: self.node_monitor_grace_period,
@@ -71,7 +83,10 @@ pub struct ControllerManagerArgs {
 }
 
 pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
-    let options = args.controllers.options()?;
+    let mut options = args.controllers.options()?;
+    if options.root_ca.is_none() {
+        options.root_ca = kubeconfig_ca(&args.kubeconfig);
+    }
     let client = super::components::client_from_kubeconfig(&args.kubeconfig).await?;
     let ctx = tug_controllers::Context::new(client.clone(), options);
     super::components::run_elected(
@@ -83,4 +98,32 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     )
     .await;
     Ok(())
+}
+
+/// The CA (PEM) of the kubeconfig's current cluster, inline or from its file.
+fn kubeconfig_ca(path: &std::path::Path) -> Option<String> {
+    use base64::Engine;
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).ok()?;
+    let context = kubeconfig.current_context.as_deref()?;
+    let cluster_name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)?
+        .cluster
+        .as_ref()?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .ok()?;
+        return String::from_utf8(pem).ok();
+    }
+    std::fs::read_to_string(cluster.certificate_authority.as_ref()?).ok()
 }

@@ -68,6 +68,10 @@ pub struct ServerArgs {
     /// The port range of NodePort services.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
+    /// Admission plugins to turn off, comma-separated (ServiceAccount, Priority,
+    /// DefaultTolerationSeconds).
+    #[arg(long, value_delimiter = ',')]
+    pub disable_admission_plugins: Vec<String>,
     /// The address the `kubernetes` service's endpoints point at (default: the bind
     /// address, else the host's primary address).
     #[arg(long)]
@@ -157,7 +161,12 @@ fn component_identity(data_dir: &std::path::Path) -> String {
 
 /// Starts the scheduler, controllers and hollow nodes in-process, each on its own
 /// in-process client.
-fn start_components(args: &ServerArgs, router: &axum::Router, token: &str) -> anyhow::Result<()> {
+fn start_components(
+    args: &ServerArgs,
+    router: &axum::Router,
+    token: &str,
+    ca: &str,
+) -> anyhow::Result<()> {
     use tug_apiserver::local::{client, component_user};
     let identity = component_identity(&args.data_dir);
     if !args.disable_controller_manager {
@@ -165,7 +174,9 @@ fn start_components(args: &ServerArgs, router: &axum::Router, token: &str) -> an
             router.clone(),
             component_user("system:kube-controller-manager"),
         );
-        let ctx = tug_controllers::Context::new(c.clone(), args.controllers.options()?);
+        let mut options = args.controllers.options()?;
+        options.root_ca.get_or_insert_with(|| ca.to_owned());
+        let ctx = tug_controllers::Context::new(c.clone(), options);
         let (id, elect) = (identity.clone(), args.leader_elect);
         tokio::spawn(async move {
             super::components::run_elected(
@@ -226,8 +237,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             )
             .context("preparing the service account key")?,
         )),
+        disabled_admission_plugins: args.disable_admission_plugins.clone(),
     };
     let keys = config.service_account_keys.clone();
+    for name in &config.disabled_admission_plugins {
+        if !tug_apiserver::rest::admission::PLUGINS.contains(&name.as_str()) {
+            anyhow::bail!(
+                "--disable-admission-plugins: unknown plugin {name:?} (known: {})",
+                tug_apiserver::rest::admission::PLUGINS.join(", ")
+            );
+        }
+    }
     let store = open_store(&args).await?;
     let revision = store.current_revision().await?;
     tracing::info!(revision, "store ready");
@@ -258,7 +278,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let router = tug_apiserver::routes::router(registry)
         .merge(tug_apiserver::join::routes(pki.ca_cert.clone()))
         .layer(axum::Extension(kubelets));
-    start_components(&args, &router, &token)?;
+    start_components(&args, &router, &token, &pki.ca_cert)?;
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

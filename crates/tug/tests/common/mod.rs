@@ -25,8 +25,13 @@ pub fn free_port() -> u16 {
 
 /// Flags for tests of the API server's own rules: controllers would act on what those tests
 /// create (finalize namespaces, delete orphans, write Deployment status), so they run without
-/// them, as kube-apiserver alone.
-pub const APISERVER_ONLY: &[&str] = &["--disable-controller-manager", "--disable-scheduler"];
+/// them, as kube-apiserver alone — and without ServiceAccount admission, which would wait
+/// for the `default` accounts no controller makes (as upstream's integration tests run).
+pub const APISERVER_ONLY: &[&str] = &[
+    "--disable-controller-manager",
+    "--disable-scheduler",
+    "--disable-admission-plugins=ServiceAccount",
+];
 
 /// A running `tug server`, killed on drop.
 pub struct Server {
