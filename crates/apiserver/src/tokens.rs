@@ -21,7 +21,7 @@ pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The key file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,

@@ -53,6 +53,14 @@ fn bad_input_is_a_clear_error() {
         "reading token file",
     );
     fails_with(
+        &[
+            "server",
+            "--disable-admission-plugins",
+            "ServiceAccount,Nope",
+        ],
+        "unknown plugin \"Nope\"",
+    );
+    fails_with(
         &["server", "--controllers", "*,-nope"],
         "unknown controller \"nope\"",
     );

@@ -225,22 +225,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(path) => Authenticator::from_token_file(path)?,
         None => Authenticator::default(),
     };
-    let config = tug_apiserver::rest::Config {
-        service_cidr: args
-            .service_cidr
-            .parse()
-            .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?,
-        node_ports: port_range(&args.service_node_port_range)?,
-        service_account_keys: Some(Arc::new(
-            tug_apiserver::tokens::Keys::load_or_create(
-                &args.data_dir.join("server/tls/service.key"),
-            )
-            .context("preparing the service account key")?,
-        )),
-        disabled_admission_plugins: args.disable_admission_plugins.clone(),
-    };
-    let keys = config.service_account_keys.clone();
-    for name in &config.disabled_admission_plugins {
+    for name in &args.disable_admission_plugins {
         if !tug_apiserver::rest::admission::PLUGINS.contains(&name.as_str()) {
             anyhow::bail!(
                 "--disable-admission-plugins: unknown plugin {name:?} (known: {})",
@@ -248,7 +233,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let mut config = tug_apiserver::rest::Config {
+        service_cidr: args
+            .service_cidr
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?,
+        node_ports: port_range(&args.service_node_port_range)?,
+        service_account_keys: None,
+        disabled_admission_plugins: args.disable_admission_plugins.clone(),
+    };
     let store = open_store(&args).await?;
+    let keys = Arc::new(
+        tug_apiserver::tokens::Keys::load_or_create(&args.data_dir.join("server/tls/service.key"))
+            .context("preparing the service account key")?,
+    );
+    config.service_account_keys = Some(keys.clone());
     let revision = store.current_revision().await?;
     tracing::info!(revision, "store ready");
     let registry = tug_apiserver::rest::Registry::start(store, config)
@@ -269,10 +268,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let token_path = args.data_dir.join("server/token");
     let token = tug_apiserver::join::load_or_create_token(&token_path, &pki.ca_cert)?;
     let mut authenticator = authenticator.with_token(&token, tug_apiserver::join::agent_user());
-    if let Some(keys) = keys {
-        let lookup = tug_apiserver::rest::token::lookup(registry.clone());
-        authenticator = authenticator.with_service_accounts(keys, lookup);
-    }
+    let lookup = tug_apiserver::rest::token::lookup(registry.clone());
+    authenticator = authenticator.with_service_accounts(keys, lookup);
     let kubelets = tug_apiserver::kubelet::KubeletClient::new(token.clone())
         .context("configuring TLS to kubelets")?;
     let router = tug_apiserver::routes::router(registry)
