@@ -1,11 +1,11 @@
 //! The list of served resources (see the crate docs).
 
 use k8s_openapi::api::{
-    apps::v1 as apps, authentication::v1 as authentication, autoscaling::v1 as autoscaling_v1,
-    autoscaling::v2 as autoscaling_v2, batch::v1 as batch, certificates::v1 as certificates,
-    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
-    scheduling::v1 as scheduling, storage::v1 as storage,
+    apps::v1 as apps, authentication::v1 as authentication, authorization::v1 as authorization,
+    autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2, batch::v1 as batch,
+    certificates::v1 as certificates, coordination::v1 as coordination, core::v1 as core,
+    discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
+    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
@@ -256,8 +256,12 @@ static CATALOGUE: &[ResourceInfo] = &[
     ),
     info::<apps::DaemonSet>(&["ds"], ALL, RW, &[status("apps", "v1", "DaemonSet")]),
     info::<apps::ControllerRevision>(NONE, NONE, RW, NONE_SUB),
-    // authentication.k8s.io/v1: not stored, answered from the request's user.
+    // authentication.k8s.io/v1 and authorization.k8s.io/v1: reviews, answered, not stored.
     info::<authentication::SelfSubjectReview>(NONE, NONE, &["create"], NONE_SUB),
+    info::<authorization::SelfSubjectAccessReview>(NONE, NONE, &["create"], NONE_SUB),
+    info::<authorization::SelfSubjectRulesReview>(NONE, NONE, &["create"], NONE_SUB),
+    info::<authorization::SubjectAccessReview>(NONE, NONE, &["create"], NONE_SUB),
+    info::<authorization::LocalSubjectAccessReview>(NONE, NONE, &["create"], NONE_SUB),
     // batch/v1
     info::<batch::Job>(NONE, ALL, RW, &[status("batch", "v1", "Job")]),
     info::<batch::CronJob>(&["cj"], ALL, RW, &[status("batch", "v1", "CronJob")]),

@@ -204,6 +204,55 @@ fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
+/// The user a request acts as: `user`, or the one its `Impersonate-User` (with
+/// `Impersonate-Group`, `Impersonate-Uid`) headers name, as upstream's impersonation filter
+/// (which asks the authorizer; with no RBAC yet every user may impersonate). An impersonated
+/// service account gets its groups; every impersonated user `system:authenticated`. Groups
+/// or a uid without a user are refused.
+pub fn impersonate(user: UserInfo, headers: &http::HeaderMap) -> Result<UserInfo, String> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect()
+    };
+    let names = values("impersonate-user");
+    let groups = values("impersonate-group");
+    let uid = values("impersonate-uid");
+    let Some(name) = names.first() else {
+        if !groups.is_empty() || !uid.is_empty() {
+            return Err(
+                "requested impersonation of groups or a uid without impersonating a user"
+                    .to_owned(),
+            );
+        }
+        return Ok(user);
+    };
+    if !crate::authz::authorize(Some(&user), &serde_json::json!({"resourceAttributes": {"verb": "impersonate", "resource": "users", "name": name}})).allowed {
+        return Err(format!("users {name:?} is forbidden: User {:?} cannot impersonate resource \"users\" in API group \"\" at the cluster scope", user.name));
+    }
+    let mut all = groups;
+    if all.is_empty() {
+        if let Some(ns) = name
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split_once(':').map(|(ns, _)| ns))
+        {
+            all.push("system:serviceaccounts".to_owned());
+            all.push(format!("system:serviceaccounts:{ns}"));
+        }
+    }
+    if name != "system:anonymous" && !all.iter().any(|g| g == AUTHENTICATED) {
+        all.push(AUTHENTICATED.to_owned());
+    }
+    Ok(UserInfo {
+        name: name.clone(),
+        uid: uid.first().cloned().unwrap_or_default(),
+        groups: all,
+    })
+}
+
 /// The user of a client certificate (DER) the TLS layer has already verified against the
 /// cluster CA: CN is the name, each O a group. Parsed once per connection; a request on a
 /// connection with no certificate user falls back to [`Authenticator::token_user`].
@@ -326,6 +375,41 @@ mod tests {
         assert!(
             a.service_account_user(&token, now).is_none(),
             "recreated account"
+        );
+    }
+
+    #[test]
+    fn impersonation_headers_name_the_user() {
+        let admin = UserInfo {
+            name: "admin".to_owned(),
+            uid: String::new(),
+            groups: vec!["system:masters".to_owned(), AUTHENTICATED.to_owned()],
+        };
+        let mut h = http::HeaderMap::new();
+        assert_eq!(impersonate(admin.clone(), &h).unwrap(), admin);
+        h.append("Impersonate-Group", "devs".parse().unwrap());
+        assert!(
+            impersonate(admin.clone(), &h).is_err(),
+            "groups without a user"
+        );
+        h.append("Impersonate-User", "bob".parse().unwrap());
+        h.append("Impersonate-Group", "ops".parse().unwrap());
+        let bob = impersonate(admin.clone(), &h).unwrap();
+        assert_eq!(bob.name, "bob");
+        assert_eq!(bob.groups, ["devs", "ops", AUTHENTICATED]);
+        let mut h = http::HeaderMap::new();
+        h.append(
+            "Impersonate-User",
+            "system:serviceaccount:ns:robot".parse().unwrap(),
+        );
+        let sa = impersonate(admin, &h).unwrap();
+        assert_eq!(
+            sa.groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:ns",
+                AUTHENTICATED
+            ]
         );
     }
 

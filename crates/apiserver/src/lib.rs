@@ -6,6 +6,7 @@
 //! ([`kubelet`]).
 
 pub mod authn;
+pub mod authz;
 pub mod discovery;
 pub mod join;
 pub mod kubelet;

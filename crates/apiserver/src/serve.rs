@@ -134,11 +134,20 @@ pub async fn serve(
                             .and_then(|v| v.to_str().ok()),
                     )
                 });
+                let user = user.map(|u| crate::authn::impersonate(u, req.headers()));
                 async move {
                     let mut req = req.map(axum::body::Body::new);
                     match user {
-                        Some(user) => {
+                        Some(Ok(user)) => {
                             req.extensions_mut().insert(user);
+                        }
+                        Some(Err(message)) => {
+                            let e = if message.contains("is forbidden") {
+                                ApiError::forbidden(crate::status::Target::NONE, message)
+                            } else {
+                                ApiError::bad_request(message)
+                            };
+                            return Ok::<_, Infallible>(e.into_response());
                         }
                         None if PUBLIC.contains(&req.uri().path()) => {}
                         None => {

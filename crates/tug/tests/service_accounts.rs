@@ -1,7 +1,8 @@
 //! Service account tokens end to end with real kubectl: `kubectl create token` (protobuf from
 //! kubectl 1.33, JSON from 1.28), the token used as a bearer token (`auth whoami`), the
 //! TokenRequest errors, and tokens dying with the objects they are bound to. Also kubectl
-//! 1.33's other protobuf request: the Eviction `kubectl drain` posts.
+//! 1.33's other protobuf request: the Eviction `kubectl drain` posts; access reviews
+//! (`kubectl auth can-i`) and impersonation (`--as`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -265,4 +266,59 @@ spec:
     // Gone with its pod.
     k.ok(&["delete", "pod", "reader", "--wait=true", "--timeout=60s"]);
     assert!(whoami(&server, &token).contains("Unauthorized"));
+}
+
+#[test]
+fn access_reviews_and_impersonation() {
+    let server = Server::start(APISERVER_ONLY);
+    let k = Kubectl::new(&server, 33);
+    // No RBAC yet: every authenticated user may do everything (AlwaysAllow), and says so.
+    assert_eq!(k.ok(&["auth", "can-i", "create", "pods"]).trim(), "yes");
+    assert_eq!(
+        Kubectl::new(&server, 28)
+            .ok(&["auth", "can-i", "delete", "nodes"])
+            .trim(),
+        "yes"
+    );
+    let list = k.ok(&["auth", "can-i", "--list"]);
+    assert!(list.contains("*.*"), "{list}");
+    // Impersonation.
+    let who = k.ok(&[
+        "auth",
+        "whoami",
+        "--as=bob",
+        "--as-group=devs",
+        "-o",
+        "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+    ]);
+    assert_eq!(who, r#"bob ["devs","system:authenticated"]"#);
+    let (code, body) = curl(
+        &server,
+        "GET",
+        "/api/v1/namespaces",
+        &["Impersonate-Group: devs"],
+        None,
+    );
+    assert_eq!(code, 400, "{body}");
+    // Reviews are validated as upstream.
+    let err = k.fails_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n  resourceAttributes: {verb: get, resource: pods}\n",
+    );
+    assert!(
+        err.contains(
+            "spec.user: Invalid value: \"\": at least one of user or group must be specified"
+        ),
+        "{err}"
+    );
+    let err = k.fails_stdin(
+        &["create", "-n", "default", "-f", "-"],
+        "apiVersion: authorization.k8s.io/v1\nkind: LocalSubjectAccessReview\nmetadata: {namespace: default}\nspec:\n  user: bob\n  resourceAttributes: {verb: get, resource: pods, namespace: other}\n",
+    );
+    assert!(err.contains("must match metadata.namespace"), "{err}");
+    let out = k.ok_stdin(
+        &["create", "-f", "-", "-o", "jsonpath={.status.allowed}"],
+        "apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n  user: bob\n  nonResourceAttributes: {verb: get, path: /healthz}\n",
+    );
+    assert_eq!(out, "true");
 }

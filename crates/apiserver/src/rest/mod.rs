@@ -22,6 +22,7 @@ pub mod read;
 pub mod render;
 pub mod request;
 pub mod resources;
+pub mod reviews;
 pub mod service_account;
 mod stamp;
 pub mod strict;
@@ -212,8 +213,8 @@ async fn dispatch(
     if !t.info.verbs.contains(&verb) {
         return Err(ApiError::method_not_allowed());
     }
-    if t.info.kind == "SelfSubjectReview" {
-        return token::self_subject_review(user.as_ref(), &body);
+    if reviews::answers(t.info.kind) {
+        return reviews::answer(&t, user.as_ref(), &body);
     }
     let part = write::Part::Main;
     match verb {

@@ -1,14 +1,10 @@
-//! Tokens and identity: TokenRequest (`serviceaccounts/<name>/token`, what `kubectl create
-//! token` and the kubelet's projected token volumes call) and SelfSubjectReview (`kubectl auth
-//! whoami`), as upstream's `serviceaccount/storage/token.go` and
-//! `authentication/selfsubjectreview`.
+//! TokenRequest (`serviceaccounts/<name>/token`, what `kubectl create token` and the
+//! kubelet's projected token volumes call), as upstream's `serviceaccount/storage/token.go`.
 
 use std::sync::Arc;
 
 use http::StatusCode;
-use k8s_openapi::api::authentication::v1::{
-    SelfSubjectReview, SelfSubjectReviewStatus, TokenRequest, TokenRequestStatus, UserInfo,
-};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
@@ -246,26 +242,5 @@ pub async fn request(
     let mut value = serde_json::to_value(&out).map_err(|e| ApiError::internal(e.to_string()))?;
     value["apiVersion"] = "authentication.k8s.io/v1".into();
     value["kind"] = "TokenRequest".into();
-    Ok(render::value_response(StatusCode::CREATED, &value))
-}
-
-/// POST `selfsubjectreviews`: who the caller is.
-pub fn self_subject_review(
-    user: Option<&crate::authn::UserInfo>,
-    body: &[u8],
-) -> Result<axum::response::Response, ApiError> {
-    let mut review: SelfSubjectReview = typed(super::request::parse_json(body)?)?;
-    review.metadata.creation_timestamp = Some(tug_api::meta::now());
-    review.status = Some(SelfSubjectReviewStatus {
-        user_info: user.map(|u| UserInfo {
-            username: Some(u.name.clone()),
-            uid: Some(u.uid.clone()).filter(|s| !s.is_empty()),
-            groups: Some(u.groups.clone()),
-            extra: None,
-        }),
-    });
-    let mut value = serde_json::to_value(&review).map_err(|e| ApiError::internal(e.to_string()))?;
-    value["apiVersion"] = "authentication.k8s.io/v1".into();
-    value["kind"] = "SelfSubjectReview".into();
     Ok(render::value_response(StatusCode::CREATED, &value))
 }
