@@ -258,6 +258,7 @@ static CATALOGUE: &[ResourceInfo] = &[
     info::<apps::ControllerRevision>(NONE, NONE, RW, NONE_SUB),
     // authentication.k8s.io/v1 and authorization.k8s.io/v1: reviews, answered, not stored.
     info::<authentication::SelfSubjectReview>(NONE, NONE, &["create"], NONE_SUB),
+    info::<authentication::TokenReview>(NONE, NONE, &["create"], NONE_SUB),
     info::<authorization::SelfSubjectAccessReview>(NONE, NONE, &["create"], NONE_SUB),
     info::<authorization::SelfSubjectRulesReview>(NONE, NONE, &["create"], NONE_SUB),
     info::<authorization::SubjectAccessReview>(NONE, NONE, &["create"], NONE_SUB),

@@ -159,14 +159,44 @@ impl Authenticator {
             return Some(user.clone());
         }
         if crate::tokens::looks_like_jwt(token) {
-            return self.service_account_user(token, now_unix());
+            return self.service_account_user(token, &[ISSUER], now_unix());
         }
         None
     }
 
-    fn service_account_user(&self, token: &str, now: i64) -> Option<UserInfo> {
+    /// TokenReview: the user of `token` and which of `audiences` (the API server's when
+    /// empty) it is good for, as upstream's token review answers.
+    pub fn review(&self, token: &str, audiences: &[String]) -> Option<(UserInfo, Vec<String>)> {
+        let wanted: Vec<&str> = if audiences.is_empty() {
+            vec![ISSUER]
+        } else {
+            audiences.iter().map(String::as_str).collect()
+        };
+        if let Some(user) = self.tokens.get(token) {
+            // Static tokens are good for any audience.
+            return Some((
+                user.clone(),
+                wanted.iter().map(|a| (*a).to_owned()).collect(),
+            ));
+        }
+        let now = now_unix();
+        let user = self.service_account_user(token, &wanted, now)?;
+        let claims = self
+            .service_accounts
+            .as_ref()?
+            .keys
+            .verify(token, &wanted, now)?;
+        let good = wanted
+            .iter()
+            .filter(|a| claims.aud.iter().any(|c| c == *a))
+            .map(|a| (*a).to_owned())
+            .collect();
+        Some((user, good))
+    }
+
+    fn service_account_user(&self, token: &str, audiences: &[&str], now: i64) -> Option<UserInfo> {
         let sa = self.service_accounts.as_ref()?;
-        let claims = sa.keys.verify(token, &[ISSUER], now)?;
+        let claims = sa.keys.verify(token, audiences, now)?;
         let k = &claims.kubernetes;
         let ns = k.namespace.as_str();
         let alive = |plural: &str, namespace: Option<&str>, r: &Ref| {
@@ -344,11 +374,17 @@ mod tests {
                 None => m.remove(k),
             };
         };
-        assert!(a.service_account_user(&token, now).is_none(), "no account");
+        assert!(
+            a.service_account_user(&token, &[ISSUER], now).is_none(),
+            "no account"
+        );
         set("serviceaccounts/ns/robot", Some(live("sa-1", None)));
-        assert!(a.service_account_user(&token, now).is_none(), "no pod");
+        assert!(
+            a.service_account_user(&token, &[ISSUER], now).is_none(),
+            "no pod"
+        );
         set("pods/ns/p", Some(live("pod-1", None)));
-        let user = a.service_account_user(&token, now).unwrap();
+        let user = a.service_account_user(&token, &[ISSUER], now).unwrap();
         assert_eq!(user.name, "system:serviceaccount:ns:robot");
         assert_eq!(user.uid, "sa-1");
         assert_eq!(
@@ -361,19 +397,22 @@ mod tests {
         );
         // Deleting: valid for a minute past the deletion time.
         set("pods/ns/p", Some(live("pod-1", Some(now - 30))));
-        assert!(a.service_account_user(&token, now).is_some());
+        assert!(a.service_account_user(&token, &[ISSUER], now).is_some());
         set("pods/ns/p", Some(live("pod-1", Some(now - 61))));
-        assert!(a.service_account_user(&token, now).is_none(), "pod gone");
+        assert!(
+            a.service_account_user(&token, &[ISSUER], now).is_none(),
+            "pod gone"
+        );
         // A pod of the same name made again is another pod.
         set("pods/ns/p", Some(live("pod-2", None)));
         assert!(
-            a.service_account_user(&token, now).is_none(),
+            a.service_account_user(&token, &[ISSUER], now).is_none(),
             "recreated pod"
         );
         set("pods/ns/p", Some(live("pod-1", None)));
         set("serviceaccounts/ns/robot", Some(live("sa-2", None)));
         assert!(
-            a.service_account_user(&token, now).is_none(),
+            a.service_account_user(&token, &[ISSUER], now).is_none(),
             "recreated account"
         );
     }

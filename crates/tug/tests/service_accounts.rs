@@ -114,6 +114,22 @@ fn created_tokens_authenticate_as_their_account_until_it_goes() {
         .trim()
         .to_owned();
     assert!(whoami(&server, &other).contains("Unauthorized"));
+    // TokenReview: what delegated authenticators ask.
+    let review = |token: &str, audiences: &str| {
+        k.ok_stdin(
+            &["create", "-f", "-", "-o", "jsonpath={.status.authenticated}|{.status.user.username}|{.status.audiences}|{.status.error}"],
+            &format!("apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: {token}\n  audiences: {audiences}\n"),
+        )
+    };
+    assert_eq!(
+        review(&token, "[]"),
+        r#"true|system:serviceaccount:default:robot|["https://kubernetes.default.svc.cluster.local"]|"#
+    );
+    assert_eq!(
+        review(&other, "[vault]"),
+        r#"true|system:serviceaccount:default:robot|["vault"]|"#
+    );
+    assert_eq!(review(&other, "[]"), "|||invalid bearer token");
     let mut forged: Vec<&str> = token.split('.').collect();
     forged[2] = "AAAA";
     assert!(whoami(&server, &forged.join(".")).contains("Unauthorized"));

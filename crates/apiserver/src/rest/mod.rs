@@ -88,6 +88,8 @@ pub struct Registry {
     pub tokens: Option<Arc<crate::tokens::Keys>>,
     /// Admission plugins turned off.
     pub disabled_admission_plugins: Vec<String>,
+    /// The server's authenticator, for TokenReview (set once the server has built it).
+    pub authenticator: std::sync::OnceLock<Arc<crate::authn::Authenticator>>,
 }
 
 impl Registry {
@@ -112,6 +114,7 @@ impl Registry {
             openapi: Arc::new(crate::openapi::OpenApi::new()),
             tokens: config.service_account_keys,
             disabled_admission_plugins: config.disabled_admission_plugins,
+            authenticator: std::sync::OnceLock::new(),
         });
         // Custom resources are served from the first request on.
         let mut served = crds::Accepted::default();
@@ -214,7 +217,7 @@ async fn dispatch(
         return Err(ApiError::method_not_allowed());
     }
     if reviews::answers(t.info.kind) {
-        return reviews::answer(&t, user.as_ref(), &body);
+        return reviews::answer(reg, &t, user.as_ref(), &body);
     }
     let part = write::Part::Main;
     match verb {

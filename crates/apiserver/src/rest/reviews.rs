@@ -1,5 +1,6 @@
 //! The review kinds: objects a client posts to ask a question, answered in `status` and
-//! never stored. SelfSubjectReview (`kubectl auth whoami`), SelfSubjectAccessReview
+//! never stored. SelfSubjectReview (`kubectl auth whoami`), TokenReview (delegated
+//! authentication: the user of a bearer token), SelfSubjectAccessReview
 //! (`kubectl auth can-i`), SubjectAccessReview, LocalSubjectAccessReview and
 //! SelfSubjectRulesReview (`kubectl auth can-i --list`), answered by [`crate::authz`].
 
@@ -18,6 +19,7 @@ pub fn answers(kind: &str) -> bool {
     matches!(
         kind,
         "SelfSubjectReview"
+            | "TokenReview"
             | "SelfSubjectAccessReview"
             | "SubjectAccessReview"
             | "LocalSubjectAccessReview"
@@ -41,6 +43,7 @@ fn invalid(t: &Target, field: &str, value: Value, detail: &str) -> ApiError {
 
 /// POST of a review: the posted object with its answer.
 pub fn answer(
+    reg: &super::Registry,
     t: &Target,
     user: Option<&UserInfo>,
     body: &[u8],
@@ -55,6 +58,33 @@ pub fn answer(
     let spec = review.get("spec").cloned().unwrap_or_else(|| json!({}));
     let status = match t.info.kind {
         "SelfSubjectReview" => json!({ "userInfo": user.map(user_info) }),
+        "TokenReview" => {
+            let token = spec["token"].as_str().unwrap_or_default();
+            if token.is_empty() {
+                return Err(ApiError::bad_request(
+                    "token is required for TokenReview in authentication".to_owned(),
+                ));
+            }
+            let audiences: Vec<String> = spec["audiences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            let reviewed = reg
+                .authenticator
+                .get()
+                .and_then(|a| a.review(token, &audiences));
+            match reviewed {
+                Some((who, good)) => json!({
+                    "authenticated": true,
+                    "user": user_info(&who),
+                    "audiences": good,
+                }),
+                None => json!({ "user": {}, "error": "invalid bearer token" }),
+            }
+        }
         "SelfSubjectRulesReview" => {
             if spec["namespace"].as_str().is_none_or(str::is_empty) {
                 return Err(invalid(t, "spec.namespace", json!(""), "must be specified"));

@@ -267,9 +267,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let tls = tug_apiserver::serve::tls_config(&pki).context("configuring TLS")?;
     let token_path = args.data_dir.join("server/token");
     let token = tug_apiserver::join::load_or_create_token(&token_path, &pki.ca_cert)?;
-    let mut authenticator = authenticator.with_token(&token, tug_apiserver::join::agent_user());
+    let authenticator = authenticator.with_token(&token, tug_apiserver::join::agent_user());
     let lookup = tug_apiserver::rest::token::lookup(registry.clone());
-    authenticator = authenticator.with_service_accounts(keys, lookup);
+    let authenticator = Arc::new(authenticator.with_service_accounts(keys, lookup));
+    let _ = registry.authenticator.set(authenticator.clone());
     let kubelets = tug_apiserver::kubelet::KubeletClient::new(token.clone())
         .context("configuring TLS to kubelets")?;
     let router = tug_apiserver::routes::router(registry)
@@ -284,7 +285,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     tug_apiserver::serve::serve(
         listener,
         tls,
-        Arc::new(authenticator),
+        authenticator,
         router,
         super::shutdown_signal(),
     )
