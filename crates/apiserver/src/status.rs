@@ -279,7 +279,9 @@ impl ApiError {
             code: StatusCode::NOT_FOUND,
             reason: "NotFound",
             message: format!("the server could not find the requested resource ({path})"),
-            details: None,
+            // Upstream's NotFound always carries details, empty here; kubectl tells a missing
+            // subresource from a missing object by the empty name (and dereferences them).
+            details: Some(serde_json::json!({})),
         }
     }
 

@@ -425,6 +425,14 @@ fn kubectl_133_create_generators_post_protobuf_that_reads_as_json() {
         jsonpath(&k, &["get", "cronjob", "cj1"], "{.spec.schedule}"),
         "*/5 * * * *"
     );
+    // A subresource this server lacks is a clean 404 with empty details, which kubectl
+    // reads (it dereferenced the details and panicked when they were missing).
+    k.ok(&["run", "target", "--image=busybox:1"]);
+    let err = k.fails(&["debug", "target", "--image=busybox:1", "--", "true"]);
+    assert!(
+        err.contains("ephemeral containers are disabled for this cluster"),
+        "{err}"
+    );
     // Validation still answers as for JSON.
     let err = k.fails(&["create", "deployment", "Bad_Name", "--image=busybox:1"]);
     assert!(
