@@ -161,6 +161,7 @@ const POD_SUBRESOURCES: &[Subresource] = &[
     status("", "v1", "Pod"),
     sub("binding", "", "v1", "Binding", &["create"]),
     sub("eviction", "policy", "v1", "Eviction", &["create"]),
+    sub("ephemeralcontainers", "", "v1", "Pod", SUB),
     sub("log", "", "v1", "Pod", &["get"]),
     sub("exec", "", "v1", "PodExecOptions", &["create", "get"]),
     sub("attach", "", "v1", "PodAttachOptions", &["create", "get"]),

@@ -425,14 +425,72 @@ fn kubectl_133_create_generators_post_protobuf_that_reads_as_json() {
         jsonpath(&k, &["get", "cronjob", "cj1"], "{.spec.schedule}"),
         "*/5 * * * *"
     );
-    // A subresource this server lacks is a clean 404 with empty details, which kubectl
-    // reads (it dereferenced the details and panicked when they were missing).
+    // Ephemeral containers: `kubectl debug` adds one through pods/ephemeralcontainers;
+    // existing ones stay as they are, and the pod itself cannot change them.
     k.ok(&["run", "target", "--image=busybox:1"]);
-    let err = k.fails(&["debug", "target", "--image=busybox:1", "--", "true"]);
+    k.ok(&[
+        "debug",
+        "target",
+        "--image=busybox:1",
+        "-c",
+        "dbg",
+        "--target=target",
+        "--",
+        "true",
+    ]);
+    assert_eq!(
+        jsonpath(
+            &k,
+            &["get", "pod", "target"],
+            "{.spec.ephemeralContainers[0].targetContainerName}"
+        ),
+        "target"
+    );
+    let err = k.fails(&[
+        "debug",
+        "target",
+        "--image=busybox:1",
+        "--target=nope",
+        "--",
+        "true",
+    ]);
     assert!(
-        err.contains("ephemeral containers are disabled for this cluster"),
+        err.contains(r#"targetContainerName: Not found: "nope""#),
         "{err}"
     );
+    let err = k.fails(&[
+        "patch",
+        "pod",
+        "target",
+        "--subresource=ephemeralcontainers",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/ephemeralContainers/0"}]"#,
+    ]);
+    assert!(
+        err.contains(r#"existing ephemeral containers "dbg" may not be removed"#),
+        "{err}"
+    );
+    let err = k.fails(&[
+        "patch",
+        "pod",
+        "target",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/ephemeralContainers/-","value":{"name":"x","image":"y"}}]"#,
+    ]);
+    assert!(err.contains("pod updates may not change fields"), "{err}");
+    // A path no resource serves is a 404 whose details are there, empty: kubectl tells a
+    // missing subresource from a missing object by them (and panicked without them).
+    let (code, body) = common::curl(
+        &server,
+        "GET",
+        "/api/v1/namespaces/default/pods/target/nosuch",
+        &[],
+        None,
+    );
+    assert_eq!(code, 404);
+    assert!(body.contains(r#""details":{}"#), "{body}");
     // Validation still answers as for JSON.
     let err = k.fails(&["create", "deployment", "Bad_Name", "--image=busybox:1"]);
     assert!(

@@ -2,7 +2,8 @@
 //! kubectl 1.33 and 1.28 using the streaming pod subresources the API server proxies to the
 //! kubelet: `logs` (containers, `--tail`, `--timestamps`, `--since-time`, `--limit-bytes`,
 //! `--previous` after a restart, `-f` until the container exits, upstream's errors), `exec`
-//! (exit codes, stdin), `attach -i`, `port-forward` to a busybox httpd, and `cp` both ways.
+//! (exit codes, stdin), `attach -i`, `port-forward` to a busybox httpd, `cp` both ways, and
+//! `debug` (an ephemeral container in the target's process namespace, with stdin).
 //!
 //! Needs root, containerd, the CNI plugins and a static busybox (`Server::start_node` places
 //! the busybox image for the kubelet to import); without them it says why and passes, so CI,
@@ -369,6 +370,76 @@ fn port_forward(k: &Kubectl, minor: u32) {
     }
 }
 
+/// `kubectl debug`: an ephemeral container that sees `web`'s main container's processes,
+/// then one fed through stdin (`-i`).
+fn debug(k: &Kubectl, minor: u32) {
+    let name = format!("dbg-{minor}");
+    k.ok(&[
+        "debug",
+        "web",
+        &format!("--image={IMAGE}"),
+        "--image-pull-policy=Never",
+        "--target=main",
+        "-c",
+        &name,
+        "--",
+        "ps",
+        "-o",
+        "comm",
+    ]);
+    let state = format!(
+        "jsonpath={{.status.ephemeralContainerStatuses[?(@.name==\"{name}\")].state.terminated.exitCode}}"
+    );
+    common::wait_until(60, "the ephemeral container to finish", || {
+        k.run(&["get", "pod", "web", "-o", &state]).1 == "0"
+    });
+    let out = k.ok(&["logs", "web", "-c", &name]);
+    assert!(
+        out.contains("httpd"),
+        "kubectl 1.{minor}: the target's processes: {out}"
+    );
+    // With stdin: kubectl ≥ 1.30 only. kubectl 1.28 speaks SPDY, which the kubelet passes
+    // through to containerd, as upstream's does; containerd may then lose the output of a
+    // process that answers and exits the moment its stdin arrives (kubectl sends stdin
+    // before containerd has hooked up stdout). The WebSocket path waits for every stream.
+    if minor < 30 {
+        return;
+    }
+    let fed = format!("dbg-in-{minor}");
+    let mut child = k
+        .cmd()
+        .args([
+            "debug",
+            "web",
+            "-i",
+            &format!("--image={IMAGE}"),
+            "--image-pull-policy=Never",
+            "-c",
+            &fed,
+            "--",
+            "sh",
+            "-c",
+            "read l; echo got-$l",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl debug");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"hello\n")
+        .expect("writing stdin");
+    let (code, out, err) = finish(child, 60);
+    assert_eq!(code, Some(0), "kubectl 1.{minor} debug -i: {out}{err}");
+    assert!(
+        out.contains("got-hello"),
+        "kubectl 1.{minor} debug -i: {out}{err}"
+    );
+}
+
 #[test]
 fn kubectl_streams_through_the_kubelet() {
     if !common::can_run_containers() {
@@ -417,6 +488,7 @@ fn kubectl_streams_through_the_kubelet() {
         logs_and_errors(k, minor);
         exec_attach_cp(k, minor, scratch.path());
         port_forward(k, minor);
+        debug(k, minor);
     }
     drop(teardown);
 }

@@ -260,7 +260,7 @@ fn check_host_ports(containers: &[Container], path: &str, errs: &mut Errs) {
 }
 
 /// `validateContainerCommon`.
-fn validate_container_common(
+pub(crate) fn validate_container_common(
     c: &Container,
     vols: &Volumes,
     claims: &BTreeSet<String>,

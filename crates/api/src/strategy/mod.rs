@@ -16,6 +16,7 @@ mod batch;
 mod containers;
 mod core;
 mod cron;
+mod ephemeral;
 mod meta;
 mod other;
 mod pod;
@@ -29,6 +30,7 @@ mod storage;
 mod volumes;
 mod workloads;
 
+pub use ephemeral::{as_container, validate_ephemeral_containers_update};
 pub(crate) use meta::UNQUALIFIED_FINALIZER;
 use meta::{child, index};
 pub(crate) use meta::{is_valid_label_value, qualified_name_errors};

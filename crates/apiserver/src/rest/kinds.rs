@@ -85,6 +85,28 @@ pub fn apply_status(old: &Value, sent: &Value) -> Value {
     out
 }
 
+/// `old` with the ephemeral containers of `sent` (`pods/ephemeralcontainers`), and its
+/// labels, annotations and managedFields as a status write takes them.
+pub fn apply_ephemeral_containers(old: &Value, sent: &Value) -> Value {
+    let mut out = old.clone();
+    if let Some(spec) = out["spec"].as_object_mut() {
+        match sent["spec"].get("ephemeralContainers") {
+            Some(e) => {
+                spec.insert("ephemeralContainers".to_owned(), e.clone());
+            }
+            None => {
+                spec.remove("ephemeralContainers");
+            }
+        }
+    }
+    for field in ["labels", "annotations", "managedFields"] {
+        if let Some(v) = sent["metadata"].get(field) {
+            object::set_meta(&mut out, field, v.clone());
+        }
+    }
+    out
+}
+
 /// How a DELETE proceeds for an object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Deletion {

@@ -53,6 +53,13 @@ pub async fn handle(
         ("status", Method::PATCH) => {
             super::patching::patch(reg, t, q, headers, body, Part::Status).await
         }
+        ("ephemeralcontainers", Method::GET) => read::get(reg, t, q, headers).await,
+        ("ephemeralcontainers", Method::PUT) => {
+            write::replace(reg, t, q, headers, body, Part::EphemeralContainers).await
+        }
+        ("ephemeralcontainers", Method::PATCH) => {
+            super::patching::patch(reg, t, q, headers, body, Part::EphemeralContainers).await
+        }
         ("scale", Method::GET) => {
             let obj = current(reg, t).await?;
             let paths = scale_paths(t);

@@ -370,6 +370,8 @@ pub enum Part {
     Main,
     /// Only the status.
     Status,
+    /// Only a pod's `spec.ephemeralContainers`.
+    EphemeralContainers,
 }
 
 impl Part {
@@ -378,6 +380,7 @@ impl Part {
         match self {
             Part::Main => "",
             Part::Status => "status",
+            Part::EphemeralContainers => "ephemeralcontainers",
         }
     }
 }
@@ -426,6 +429,7 @@ pub async fn update_written(
         let mut new = match part {
             Part::Main => sent,
             Part::Status => kinds::apply_status(&old, &sent),
+            Part::EphemeralContainers => kinds::apply_ephemeral_containers(&old, &sent),
         };
         let sent_name = object::name(&new);
         if !sent_name.is_empty() && sent_name != name {
@@ -470,7 +474,12 @@ pub async fn update_written(
             kinds::allocate(t.info, &mut alloc, &mut new, Some(&old))
                 .map_err(|e| invalid(t, &name, &e))?
         };
-        let errors = super::custom::validate(custom, t.info, &new, Some(&old));
+        let errors = match part {
+            Part::EphemeralContainers => {
+                tug_api::strategy::validate_ephemeral_containers_update(&new, &old)
+            }
+            _ => super::custom::validate(custom, t.info, &new, Some(&old)),
+        };
         if !errors.is_empty() {
             taken.undo(&mut reg.allocator());
             return Err(invalid(t, &name, &errors));

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod env;
+pub mod ephemeral;
 pub mod fs_group;
 pub mod grpc_probe;
 pub mod hooks;

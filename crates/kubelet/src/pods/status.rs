@@ -186,6 +186,14 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         .iter()
         .map(|c| container_status(o, c, main_default))
         .collect();
+    // Ephemeral containers are never ready, as upstream reports them.
+    let ephemeral: Vec<ContainerStatus> = super::ephemeral::of(pod)
+        .iter()
+        .map(|(c, _)| ContainerStatus {
+            ready: false,
+            ..container_status(o, c, "ContainerCreating")
+        })
+        .collect();
     let init_failed = spec
         .init_containers
         .iter()
@@ -294,6 +302,7 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         start_time: old.start_time.clone().or(Some(Time(o.now))),
         init_container_statuses: (!init.is_empty()).then_some(init),
         container_statuses: Some(main),
+        ephemeral_container_statuses: (!ephemeral.is_empty()).then_some(ephemeral),
         qos_class: old.qos_class.clone(),
         ..old
     }

@@ -556,9 +556,38 @@ async fn run(k: &Arc<Kubelet>, pod: &Pod, rt: &PodRuntime) -> Result<Option<Dura
             &vols,
             &pod_ips,
             (!host_network).then_some(hosts.as_path()),
+            None,
         )
         .await
         {
+            Ok(()) => started = true,
+            Err(Failure::Waiting(reason, message, delay)) => {
+                if let Some(d) = delay {
+                    soonest(d);
+                }
+                waiting.insert(c.name.clone(), (reason, message));
+            }
+            Err(Failure::Other(e)) => return Err(e),
+        }
+    }
+    // Ephemeral containers: started once each, never again.
+    let ephemeral = super::ephemeral::of(pod);
+    for (c, target) in super::ephemeral::to_start(&ephemeral, &instances) {
+        let target = super::ephemeral::target_id(target.as_deref(), &instances);
+        let result = start_container(
+            k,
+            pod,
+            c,
+            0,
+            &sandbox_id,
+            &sandbox_config,
+            &vols,
+            &pod_ips,
+            (!host_network).then_some(hosts.as_path()),
+            target.as_deref(),
+        )
+        .await;
+        match result {
             Ok(()) => started = true,
             Err(Failure::Waiting(reason, message, delay)) => {
                 if let Some(d) = delay {
@@ -649,6 +678,7 @@ async fn start_container(
     vols: &BTreeMap<String, HostVolume>,
     pod_ips: &[String],
     hosts: Option<&std::path::Path>,
+    target: Option<&str>,
 ) -> Result<(), Failure> {
     let (_, _, uid) = config::ids(pod);
     let image = super::pull::ensure_image(k, pod, c).await?;
@@ -678,7 +708,7 @@ async fn start_container(
     }
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(&term_file, std::fs::Permissions::from_mode(0o666));
-    let cfg = config::container(
+    let mut cfg = config::container(
         pod,
         c,
         ContainerInputs {
@@ -691,6 +721,9 @@ async fn start_container(
             node_memory: k.node_memory(),
         },
     );
+    if let Some(id) = target {
+        super::ephemeral::join(&mut cfg, id);
+    }
     let t = Instant::now();
     let created = k
         .cri
