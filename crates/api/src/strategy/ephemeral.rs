@@ -118,3 +118,62 @@ pub fn as_container(e: &EphemeralContainer) -> Result<Container, serde_json::Err
     }
     serde_json::from_value(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A pod with `ephemeral` containers, defaulted as the API server has them by now.
+    fn pod(mut ephemeral: Value) -> Value {
+        for e in ephemeral.as_array_mut().into_iter().flatten() {
+            e["terminationMessagePolicy"] = json!("File");
+            e["imagePullPolicy"] = json!("Always");
+        }
+        json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "app", "image": "x"}],
+            "ephemeralContainers": ephemeral
+        }})
+    }
+
+    fn messages(new: &Value, old: &Value) -> Vec<String> {
+        validate_ephemeral_containers_update(new, old)
+            .iter()
+            .map(FieldError::message)
+            .collect()
+    }
+
+    #[test]
+    fn new_ones_are_checked_and_old_ones_kept() {
+        let old = pod(json!([{"name": "d1", "image": "busybox"}]));
+        let added = pod(json!([
+            {"name": "d1", "image": "busybox"},
+            {"name": "d2", "image": "busybox", "targetContainerName": "app"}
+        ]));
+        assert_eq!(messages(&added, &old), Vec::<String>::new());
+        let bad = pod(json!([
+            {"name": "d1", "image": "busybox"},
+            {"name": "app", "image": "busybox", "ports": [{"containerPort": 80, "protocol": "TCP"}],
+             "readinessProbe": {"exec": {"command": ["true"]}}, "targetContainerName": "nope"}
+        ]));
+        assert_eq!(
+            messages(&bad, &old),
+            [
+                "spec.ephemeralContainers[1].name: Duplicate value: \"app\"",
+                "spec.ephemeralContainers[1].targetContainerName: Not found: \"nope\"",
+                "spec.ephemeralContainers[1].ports: Forbidden: cannot be set for an Ephemeral Container",
+                "spec.ephemeralContainers[1].readinessProbe: Forbidden: cannot be set for an Ephemeral Container",
+            ]
+        );
+        let changed = pod(json!([{"name": "d1", "image": "alpine"}]));
+        assert_eq!(
+            messages(&changed, &old),
+            ["spec.ephemeralContainers[d1]: Forbidden: existing ephemeral containers \"d1\" may not be changed\n"]
+        );
+        let removed = pod(json!([]));
+        assert_eq!(
+            messages(&removed, &old),
+            ["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"d1\" may not be removed\n"]
+        );
+    }
+}
