@@ -13,6 +13,7 @@ pub mod log_rotation;
 pub mod probes;
 pub mod pull;
 pub mod runtime;
+pub mod start;
 pub mod status;
 pub mod sync;
 pub mod tokens;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tug_runtime::events::EventType;
 
-use super::sync::{waiting, Failure};
+use super::start::{waiting, Failure};
 use super::{config, Kubelet, BACKOFF_MAX, BACKOFF_START};
 use crate::cri::api;
 
