@@ -14,7 +14,7 @@ use kube::{Api, ResourceExt};
 use tug_runtime::events::EventType;
 
 use super::pods::{is_indexed, new_pod, pod_index, TRACKING_FINALIZER};
-use super::{Controller, Tally};
+use super::{lock, Controller, Tally};
 use crate::replicaset::pods::pod_key;
 use crate::util::is_pod_ready;
 use tug_runtime::ObjectKey;
@@ -185,6 +185,10 @@ impl Controller {
                 "finalizers": kept,
                 "resourceVersion": pod.metadata.resource_version,
             }});
+            // Expected before the write, so an informer event that beats the answer still
+            // clears it.
+            let uid = pod.uid().unwrap_or_default();
+            lock(&self.finalizer_removals).insert(uid.clone());
             match api
                 .patch(
                     &pod.name_any(),
@@ -195,9 +199,12 @@ impl Controller {
             {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    lock(&self.finalizer_removals).remove(&uid);
+                    return Err(e);
+                }
             }
-            released.insert(pod.uid().unwrap_or_default());
+            released.insert(uid);
         }
         Ok(released)
     }

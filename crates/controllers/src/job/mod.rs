@@ -86,6 +86,10 @@ struct Controller {
     expectations: Expectations,
     /// Failures since the last success and when the last was seen, per Job uid.
     backoff: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Pods (uid) whose tracking finalizer this controller removed and the informer has not
+    /// yet seen go (upstream's finalizer expectations): already counted, so a sync on a
+    /// stale pod cache must not count them again.
+    finalizer_removals: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -110,6 +114,7 @@ pub fn start_with(ctx: &Context, settings: Settings) -> BoxFuture<'static, ()> {
         settings,
         expectations: Expectations::new(),
         backoff: Mutex::default(),
+        finalizer_removals: Mutex::default(),
     });
     jobs.on_change(crate::util::enqueue_self(&queue));
     {
@@ -155,6 +160,9 @@ impl Controller {
     /// Lowers expectations as the informer sees pods come and go.
     fn observe(&self, c: &Change<'_, Pod>) {
         let pod = c.object();
+        if matches!(c, Change::Deleted(_)) || !has_tracking_finalizer(pod) {
+            lock(&self.finalizer_removals).remove(&pod.uid().unwrap_or_default());
+        }
         let Some(owner) = controller_of(pod.as_ref()).filter(|r| r.kind == "Job") else {
             return;
         };
@@ -242,10 +250,10 @@ impl Controller {
             } else if pod.metadata.deletion_timestamp.is_some() && !terminal {
                 tally.terminating += 1;
             }
-            if !has_tracking_finalizer(pod) {
+            let pod_uid = pod.uid().unwrap_or_default();
+            if !has_tracking_finalizer(pod) || lock(&self.finalizer_removals).contains(&pod_uid) {
                 continue;
             }
-            let pod_uid = pod.uid().unwrap_or_default();
             if unc_succ.contains(&pod_uid) || unc_fail.contains(&pod_uid) {
                 tally.unfinalize.push(pod.clone());
                 continue;
