@@ -310,7 +310,7 @@ fn message(name: &str, buf: &[u8], depth: usize) -> Result<Value, Error> {
                         _ => {}
                     }
                 }
-                let default = if is_scalar(vty) && vty == "string" || vty == "bytes" {
+                let default = if vty == "string" || vty == "bytes" {
                     Value::String(String::new())
                 } else {
                     Value::Object(Map::new())

@@ -159,7 +159,9 @@ impl Authenticator {
             return Some(user.clone());
         }
         if crate::tokens::looks_like_jwt(token) {
-            return self.service_account_user(token, &[ISSUER], now_unix());
+            return self
+                .service_account_user(token, &[ISSUER], now_unix())
+                .map(|(user, _)| user);
         }
         None
     }
@@ -179,13 +181,7 @@ impl Authenticator {
                 wanted.iter().map(|a| (*a).to_owned()).collect(),
             ));
         }
-        let now = now_unix();
-        let user = self.service_account_user(token, &wanted, now)?;
-        let claims = self
-            .service_accounts
-            .as_ref()?
-            .keys
-            .verify(token, &wanted, now)?;
+        let (user, claims) = self.service_account_user(token, &wanted, now_unix())?;
         let good = wanted
             .iter()
             .filter(|a| claims.aud.iter().any(|c| c == *a))
@@ -194,7 +190,13 @@ impl Authenticator {
         Some((user, good))
     }
 
-    fn service_account_user(&self, token: &str, audiences: &[&str], now: i64) -> Option<UserInfo> {
+    /// The user of a service account token good for one of `audiences`, and its claims.
+    fn service_account_user(
+        &self,
+        token: &str,
+        audiences: &[&str],
+        now: i64,
+    ) -> Option<(UserInfo, crate::tokens::Claims)> {
         let sa = self.service_accounts.as_ref()?;
         let claims = sa.keys.verify(token, audiences, now)?;
         let k = &claims.kubernetes;
@@ -216,7 +218,7 @@ impl Authenticator {
         if !(bound && alive("serviceaccounts", Some(ns), &k.serviceaccount)) {
             return None;
         }
-        Some(UserInfo {
+        let user = UserInfo {
             name: format!("system:serviceaccount:{ns}:{}", k.serviceaccount.name),
             uid: k.serviceaccount.uid.clone(),
             groups: vec![
@@ -224,7 +226,8 @@ impl Authenticator {
                 format!("system:serviceaccounts:{ns}"),
                 AUTHENTICATED.to_owned(),
             ],
-        })
+        };
+        Some((user, claims))
     }
 }
 
@@ -375,16 +378,23 @@ mod tests {
             };
         };
         assert!(
-            a.service_account_user(&token, &[ISSUER], now).is_none(),
+            a.service_account_user(&token, &[ISSUER], now)
+                .map(|(u, _)| u)
+                .is_none(),
             "no account"
         );
         set("serviceaccounts/ns/robot", Some(live("sa-1", None)));
         assert!(
-            a.service_account_user(&token, &[ISSUER], now).is_none(),
+            a.service_account_user(&token, &[ISSUER], now)
+                .map(|(u, _)| u)
+                .is_none(),
             "no pod"
         );
         set("pods/ns/p", Some(live("pod-1", None)));
-        let user = a.service_account_user(&token, &[ISSUER], now).unwrap();
+        let user = a
+            .service_account_user(&token, &[ISSUER], now)
+            .map(|(u, _)| u)
+            .unwrap();
         assert_eq!(user.name, "system:serviceaccount:ns:robot");
         assert_eq!(user.uid, "sa-1");
         assert_eq!(
@@ -397,22 +407,31 @@ mod tests {
         );
         // Deleting: valid for a minute past the deletion time.
         set("pods/ns/p", Some(live("pod-1", Some(now - 30))));
-        assert!(a.service_account_user(&token, &[ISSUER], now).is_some());
+        assert!(a
+            .service_account_user(&token, &[ISSUER], now)
+            .map(|(u, _)| u)
+            .is_some());
         set("pods/ns/p", Some(live("pod-1", Some(now - 61))));
         assert!(
-            a.service_account_user(&token, &[ISSUER], now).is_none(),
+            a.service_account_user(&token, &[ISSUER], now)
+                .map(|(u, _)| u)
+                .is_none(),
             "pod gone"
         );
         // A pod of the same name made again is another pod.
         set("pods/ns/p", Some(live("pod-2", None)));
         assert!(
-            a.service_account_user(&token, &[ISSUER], now).is_none(),
+            a.service_account_user(&token, &[ISSUER], now)
+                .map(|(u, _)| u)
+                .is_none(),
             "recreated pod"
         );
         set("pods/ns/p", Some(live("pod-1", None)));
         set("serviceaccounts/ns/robot", Some(live("sa-2", None)));
         assert!(
-            a.service_account_user(&token, &[ISSUER], now).is_none(),
+            a.service_account_user(&token, &[ISSUER], now)
+                .map(|(u, _)| u)
+                .is_none(),
             "recreated account"
         );
     }
