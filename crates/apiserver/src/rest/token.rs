@@ -51,12 +51,16 @@ fn invalid(name: &str, seconds: i64, detail: &str) -> ApiError {
     )
 }
 
-/// A live object from the watch cache, or 404 as upstream's getter answers.
-fn live(
+/// A live object from the watch cache, or 404 as upstream's getter answers. The cache is
+/// waited on only when it lacks the object or has another incarnation of it (`uid`): a
+/// request names objects that exist by then, and a freshness wait per token is a store
+/// round trip every pod start would pay.
+async fn live(
     reg: &Registry,
     plural: &str,
     namespace: Option<&str>,
     name: &str,
+    uid: Option<&str>,
 ) -> Result<Value, ApiError> {
     let missing = || {
         ApiError::not_found(status::Target {
@@ -66,11 +70,14 @@ fn live(
         })
     };
     let info = tug_api::find("", "v1", plural).ok_or_else(missing)?;
-    reg.cache
-        .resource(info)
-        .get(&relative_key(namespace, name))
-        .map(|c| c.value().clone())
-        .ok_or_else(missing)
+    let cache = reg.cache.resource(info);
+    let key = relative_key(namespace, name);
+    let get = || cache.get(&key).map(|c| c.value().clone());
+    if let Some(v) = get().filter(|v| uid.is_none_or(|u| uid_of(v) == u)) {
+        return Ok(v);
+    }
+    reg.cache.wait_fresh().await?;
+    get().ok_or_else(missing)
 }
 
 fn uid_of(obj: &Value) -> String {
@@ -111,8 +118,7 @@ pub async fn request(
     };
     let (ns, name) = (t.namespace.as_deref().unwrap_or_default(), t.name_str());
     let req: TokenRequest = typed(super::request::parse_json(body)?)?;
-    reg.cache.wait_fresh().await?;
-    let sa = live(reg, "serviceaccounts", Some(ns), name)?;
+    let sa = live(reg, "serviceaccounts", Some(ns), name, None).await?;
     let mut spec = req.spec.unwrap_or_default();
     let seconds = spec.expiration_seconds.unwrap_or(DEFAULT_SECONDS);
     if seconds < MIN_SECONDS {
@@ -166,7 +172,8 @@ pub async fn request(
             }
         };
         let namespace = (plural != "nodes").then_some(ns);
-        let obj = live(reg, plural, namespace, obj_name)?;
+        let want = r.uid.as_deref().filter(|u| !u.is_empty());
+        let obj = live(reg, plural, namespace, obj_name, want).await?;
         let uid = uid_of(&obj);
         if let Some(want) = r.uid.as_deref().filter(|u| !u.is_empty()) {
             if want != uid {
@@ -190,7 +197,8 @@ pub async fn request(
                     )));
                 }
                 if let Some(node) = spec["nodeName"].as_str().filter(|n| !n.is_empty()) {
-                    let uid = live(reg, "nodes", None, node)
+                    let uid = live(reg, "nodes", None, node, None)
+                        .await
                         .map(|m| uid_of(&m))
                         .unwrap_or_default();
                     bound.node = Some(Ref {
