@@ -23,6 +23,8 @@ pub struct Factory {
     client: kube::Client,
     entries: Arc<Mutex<HashMap<TypeId, Entry>>>,
     started: Arc<Mutex<bool>>,
+    /// Informers decode objects without managedFields.
+    trim: bool,
 }
 
 impl Factory {
@@ -32,6 +34,26 @@ impl Factory {
             client,
             entries: Arc::default(),
             started: Arc::default(),
+            trim: false,
+        }
+    }
+
+    /// A factory whose informers decode objects without `metadata.managedFields`
+    /// ([`Informer::without_managed_fields`]), for components that never read them (upstream's
+    /// kube-scheduler drops them from its informers' objects).
+    pub fn without_managed_fields(client: kube::Client) -> Self {
+        Self {
+            trim: true,
+            ..Self::new(client)
+        }
+    }
+
+    fn informer<K: Object>(&self) -> Informer<K> {
+        let informer = Informer::<K>::all(self.client.clone());
+        if self.trim {
+            informer.without_managed_fields()
+        } else {
+            informer
         }
     }
 
@@ -46,7 +68,7 @@ impl Factory {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let started = *self.started.lock().unwrap_or_else(|e| e.into_inner());
         let entry = entries.entry(TypeId::of::<K>()).or_insert_with(|| {
-            let informer = Informer::<K>::all(self.client.clone());
+            let informer = self.informer::<K>();
             let (a, b) = (informer.clone(), informer.clone());
             Entry {
                 informer: Box::new(informer),
@@ -67,7 +89,7 @@ impl Factory {
         match entry.informer.downcast_ref::<Informer<K>>() {
             Some(i) => i.clone(),
             // TypeId keys make this unreachable; a fresh informer keeps it total.
-            None => Informer::all(self.client.clone()),
+            None => self.informer(),
         }
     }
 

@@ -15,6 +15,19 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use crate::trim::Trimmed;
+
+/// A watcher event of a trimmed object as the event of the object.
+fn untrim<K>(e: Event<Trimmed<K>>) -> Event<K> {
+    match e {
+        Event::Apply(o) => Event::Apply(o.0),
+        Event::Delete(o) => Event::Delete(o.0),
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(o.0),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
 /// What every informed type is.
 pub trait Object:
     Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
@@ -190,6 +203,8 @@ type Handler<K> = Box<dyn Fn(&Change<'_, K>) + Send + Sync>;
 pub struct Informer<K> {
     api: Api<K>,
     config: watcher::Config,
+    /// Decode objects without `metadata.managedFields` ([`Trimmed`]).
+    trim: bool,
     store: Store<K>,
     handlers: Arc<RwLock<Vec<Handler<K>>>>,
     synced: watch::Sender<bool>,
@@ -200,6 +215,7 @@ impl<K: Object> Clone for Informer<K> {
         Self {
             api: self.api.clone(),
             config: self.config.clone(),
+            trim: self.trim,
             store: self.store.clone(),
             handlers: self.handlers.clone(),
             synced: self.synced.clone(),
@@ -213,6 +229,7 @@ impl<K: Object> Informer<K> {
         Self {
             api,
             config,
+            trim: false,
             store: Store::default(),
             handlers: Arc::default(),
             synced: watch::Sender::new(false),
@@ -222,6 +239,15 @@ impl<K: Object> Informer<K> {
     /// An informer over every object of the type in every namespace.
     pub fn all(client: kube::Client) -> Self {
         Self::new(Api::all(client), watcher::Config::default())
+    }
+
+    /// The same informer, its objects decoded without `metadata.managedFields` (as upstream's
+    /// kube-scheduler trims its pod informer's objects): for readers that never look at them.
+    /// Applies to informers over every namespace (those [`all`](Self::all) makes).
+    #[must_use]
+    pub fn without_managed_fields(mut self) -> Self {
+        self.trim = self.api.namespace().is_none();
+        self
     }
 
     /// The store this informer fills.
@@ -302,7 +328,22 @@ impl<K: Object> Informer<K> {
     /// Lists and watches until the process ends, re-listing (with back-off) whenever the
     /// watch breaks.
     pub async fn run(self) {
-        let stream = watcher::watcher(self.api.clone(), self.config.clone()).default_backoff();
+        if self.trim {
+            let api = Api::<Trimmed<K>>::all_with(self.api.clone().into_client(), &());
+            let stream = watcher::watcher(api, self.config.clone())
+                .default_backoff()
+                .map(|e| e.map(untrim));
+            self.consume(stream).await;
+        } else {
+            let stream = watcher::watcher(self.api.clone(), self.config.clone()).default_backoff();
+            self.consume(stream).await;
+        }
+    }
+
+    async fn consume<E: std::fmt::Display>(
+        &self,
+        stream: impl futures::Stream<Item = Result<Event<K>, E>>,
+    ) {
         futures::pin_mut!(stream);
         let mut pending: Option<BTreeMap<ObjectKey, Arc<K>>> = None;
         while let Some(event) = stream.next().await {

@@ -2,8 +2,9 @@
 //! [`informer`] (one watch per resource, a shared in-memory store, change handlers) and its
 //! [`factory`] (one informer per type per process),
 //! [`queue`] (a de-duplicating work queue with per-key exponential back-off and workers),
-//! [`events`] (an Event recorder that aggregates repeats) and [`leader`] (leader election
-//! through a coordination.k8s.io Lease). The controllers, the scheduler and the hollow
+//! [`events`] (an Event recorder that aggregates repeats), [`leader`] (leader election
+//! through a coordination.k8s.io Lease) and [`trim`] (objects decoded without
+//! managedFields, for informers that never read them). The controllers, the scheduler and the hollow
 //! kubelets all use it, whether their client talks to the apiserver in-process or over HTTPS.
 
 pub mod events;
@@ -11,6 +12,7 @@ pub mod factory;
 pub mod informer;
 pub mod leader;
 pub mod queue;
+pub mod trim;
 
 pub use factory::Factory;
 pub use informer::{Change, Informer, ObjectKey, Store};

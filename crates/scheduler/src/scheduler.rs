@@ -101,7 +101,9 @@ pub(crate) enum Failure {
 impl Scheduler {
     /// A scheduler over `client` (nothing runs until [`run`](Self::run)).
     pub fn new(client: kube::Client, options: Options) -> Self {
-        let factory = Factory::new(client.clone());
+        // The scheduler never reads managedFields (it writes bindings, patches and Events):
+        // its informers skip them while decoding, as upstream's trims its pod informer.
+        let factory = Factory::without_managed_fields(client.clone());
         let shared = Arc::new(Shared {
             recorder: Recorder::new(client.clone(), &options.scheduler_name, None),
             queue: SchedulingQueue::new(

@@ -5,13 +5,16 @@
 //! Consistency: events are applied in revision order. Each resource keeps the revision of
 //! its last applied event and a window of recent events; a watch starting at a revision
 //! inside the window replays from it, an older one gets 410 Expired (the client relists).
+//! As upstream's watch cache sizes its window, events younger than 75 s stay in it (up to
+//! 102,400 per resource) besides the last 1,024: a watcher that falls behind its live
+//! queue in a burst catches up from the window instead of relisting.
 //! A snapshot of one resource is valid at `max(global revision, its own revision)`, both
 //! read under its lock, so a list's resourceVersion never misses or repeats an event.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -23,8 +26,14 @@ use tug_store::{EventKind, ListOptions, Store};
 use super::{object, stamp};
 use crate::status::ApiError;
 
-/// Events kept per resource for watches that resume from a recent revision.
-const HISTORY: usize = 1024;
+/// Events always kept per resource for watches that resume from a recent revision
+/// (upstream's `defaultLowerBoundCapacity` is 100; this window was 1,024 events).
+const HISTORY_MIN: usize = 1024;
+/// Events kept at most per resource (upstream's `defaultUpperBoundCapacity`, 100 × 1024).
+const HISTORY_MAX: usize = 100 * 1024;
+/// Events younger than this stay in the window (upstream's `eventFreshDuration`: the
+/// bookmark frequency plus 15 s), up to [`HISTORY_MAX`].
+const EVENT_FRESH: Duration = Duration::from_secs(75);
 /// Events queued per resource for a watcher before it counts as lagging.
 const FANOUT_QUEUE: usize = 4096;
 /// How long a request waits for the cache to reach a revision before giving up.
@@ -128,11 +137,37 @@ struct Inner {
     objects: BTreeMap<String, Arc<Cached>>,
     /// Revision of the last event applied to this resource.
     rv: i64,
-    history: VecDeque<Arc<CacheEvent>>,
+    /// Recent events in revision order, each with when it was applied.
+    history: VecDeque<(Instant, Arc<CacheEvent>)>,
     /// Every event after this revision is in `history`.
     floor: i64,
     /// Live events to watchers; replaced (ending every watch) when the cache is refilled.
     tx: broadcast::Sender<Arc<CacheEvent>>,
+}
+
+impl Inner {
+    /// The events of the window after revision `after` (the window is in revision order).
+    fn events_after(&self, after: i64) -> Vec<Arc<CacheEvent>> {
+        let from = self.history.partition_point(|(_, e)| e.object.rv <= after);
+        self.history.range(from..).map(|(_, e)| e.clone()).collect()
+    }
+
+    /// Makes room for one more event at `now`: drops the oldest events beyond the last
+    /// [`HISTORY_MIN`] that are older than [`EVENT_FRESH`], and any beyond [`HISTORY_MAX`].
+    fn trim_history(&mut self, now: Instant) {
+        while self.history.len() >= HISTORY_MIN {
+            let Some((at, _)) = self.history.front() else {
+                break;
+            };
+            let fresh = now.saturating_duration_since(*at) < EVENT_FRESH;
+            if fresh && self.history.len() < HISTORY_MAX {
+                break;
+            }
+            if let Some((_, old)) = self.history.pop_front() {
+                self.floor = old.object.rv;
+            }
+        }
+    }
 }
 
 /// The cached objects of one resource.
@@ -231,12 +266,7 @@ impl ResourceCache {
                 oldest: inner.floor,
             });
         }
-        let replay = inner
-            .history
-            .iter()
-            .filter(|e| e.object.rv > after)
-            .cloned()
-            .collect();
+        let replay = inner.events_after(after);
         Ok(Subscription {
             initial: Vec::new(),
             replay,
@@ -253,12 +283,7 @@ impl ResourceCache {
                 oldest: inner.floor,
             });
         }
-        Ok(inner
-            .history
-            .iter()
-            .filter(|e| e.object.rv > after)
-            .cloned()
-            .collect())
+        Ok(inner.events_after(after))
     }
 
     fn apply(&self, kind: EventKind, key: String, rv: i64, stored: &[u8]) {
@@ -287,12 +312,9 @@ impl ResourceCache {
             prev,
         });
         inner.rv = rv;
-        if inner.history.len() == HISTORY {
-            if let Some(old) = inner.history.pop_front() {
-                inner.floor = old.object.rv;
-            }
-        }
-        inner.history.push_back(event.clone());
+        let now = Instant::now();
+        inner.trim_history(now);
+        inner.history.push_back((now, event.clone()));
         // No receivers is fine: nobody is watching this resource.
         let _ = inner.tx.send(event);
     }
@@ -511,5 +533,44 @@ mod tests {
             Some(("/registry/core/pods/", "default/web"))
         );
         assert_eq!(key_prefix("/registry/core"), None);
+    }
+
+    fn event(c: &ResourceCache, rv: i64) {
+        c.apply(EventKind::Update, format!("ns/p{}", rv % 3), rv, b"{}");
+    }
+
+    #[test]
+    fn the_window_keeps_fresh_events_beyond_its_minimum() {
+        let c = ResourceCache::empty("/registry/core/pods/", 1);
+        let n = HISTORY_MIN as i64 * 3;
+        for rv in 2..2 + n {
+            event(&c, rv);
+        }
+        // All fresh: a watcher far behind the live queue catches up from the window.
+        let events = c.catch_up(1).map_err(|e| e.oldest).unwrap();
+        assert_eq!(events.len(), n as usize);
+        assert_eq!(events[0].object.rv, 2);
+        let tail = c.catch_up(n).map_err(|e| e.oldest).unwrap();
+        assert_eq!(
+            tail.iter().map(|e| e.object.rv).collect::<Vec<_>>(),
+            vec![n + 1]
+        );
+
+        // Events older than the fresh duration go, but the last HISTORY_MIN stay.
+        let later = Instant::now() + EVENT_FRESH + Duration::from_secs(1);
+        let mut inner = c.inner.write().unwrap();
+        inner.trim_history(later);
+        assert_eq!(inner.history.len(), HISTORY_MIN - 1);
+        let floor = inner.floor;
+        drop(inner);
+        assert_eq!(floor, n + 2 - HISTORY_MIN as i64);
+        assert_eq!(
+            c.catch_up(floor - 1).map(|_| ()).map_err(|e| e.oldest),
+            Err(floor)
+        );
+        assert_eq!(
+            c.catch_up(floor).map(|e| e.len()).unwrap_or(0),
+            HISTORY_MIN - 1
+        );
     }
 }
