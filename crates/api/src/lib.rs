@@ -20,3 +20,4 @@ pub mod strategy;
 pub mod validation;
 
 pub use catalogue::{catalogue, find, ResourceInfo, Subresource};
+pub use go::go_duration;

@@ -416,42 +416,6 @@ fn timestamp(seconds: i64, nanos: i64, micro: bool) -> Value {
     Value::String(t.strftime(format).to_string())
 }
 
-/// Go's `time.Duration.String()` of `ns` nanoseconds.
-fn go_duration(ns: i64) -> String {
-    if ns == 0 {
-        return "0s".to_owned();
-    }
-    let sign = if ns < 0 { "-" } else { "" };
-    let u = ns.unsigned_abs();
-    if u < 1_000_000_000 {
-        let (unit, div) = match u {
-            0..1_000 => ("ns", 1),
-            1_000..1_000_000 => ("µs", 1_000),
-            _ => ("ms", 1_000_000),
-        };
-        return format!("{sign}{}{unit}", trim_fraction(u, div));
-    }
-    let (h, rest) = (u / 3_600_000_000_000, u % 3_600_000_000_000);
-    let (m, s) = (rest / 60_000_000_000, rest % 60_000_000_000);
-    let secs = format!("{}s", trim_fraction(s, 1_000_000_000));
-    match (h, m) {
-        (0, 0) => format!("{sign}{secs}"),
-        (0, m) => format!("{sign}{m}m{secs}"),
-        (h, m) => format!("{sign}{h}h{m}m{secs}"),
-    }
-}
-
-/// `v / div` with the fraction's trailing zeros cut: 1500/1000 → "1.5".
-fn trim_fraction(v: u64, div: u64) -> String {
-    let (whole, frac) = (v / div, v % div);
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let width = div.ilog10() as usize;
-    let digits = format!("{frac:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
-}
-
 /// The types whose JSON is not their message's fields.
 fn special(name: &str, buf: &[u8], depth: usize) -> Result<Option<Value>, Error> {
     const PROPS: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps";
@@ -470,7 +434,9 @@ fn special(name: &str, buf: &[u8], depth: usize) -> Result<Option<Value>, Error>
             let all = all()?;
             timestamp(int(&all, 1), int(&all, 2), name.ends_with("MicroTime"))
         }
-        "apimachinery.pkg.apis.meta.v1.Duration" => Value::String(go_duration(int(&all()?, 1))),
+        "apimachinery.pkg.apis.meta.v1.Duration" => {
+            Value::String(crate::go::go_duration(int(&all()?, 1)))
+        }
         "apimachinery.pkg.apis.meta.v1.FieldsV1"
         | "apimachinery.pkg.runtime.RawExtension"
         | "apiextensions_apiserver.pkg.apis.apiextensions.v1.JSON" => {

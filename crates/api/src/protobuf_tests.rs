@@ -97,7 +97,7 @@ fn hand_made_messages() {
         (3_600_000_000_000, "1h0m0s"),
         (2_000_000, "2ms"),
     ] {
-        assert_eq!(go_duration(ns), want);
+        assert_eq!(crate::go::go_duration(ns), want);
     }
     // A ContainerPort with a negative hostPort (sign-extended varint) and a name.
     let port = [

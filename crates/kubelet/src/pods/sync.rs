@@ -610,20 +610,10 @@ fn crash_loop(c: &Container, pod: &Pod, backoff: Duration) -> (String, String) {
         "CrashLoopBackOff".into(),
         format!(
             "back-off {} restarting failed container={} pod={name}_{ns}({uid})",
-            go_duration(backoff),
+            tug_api::go_duration(i64::try_from(backoff.as_nanos()).unwrap_or(i64::MAX)),
             c.name
         ),
     )
-}
-
-/// Whole seconds written as Go's `time.Duration` does: `40s`, `1m20s`, `5m0s`.
-fn go_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    match (secs / 3600, secs / 60 % 60, secs % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
 }
 
 /// Removes exited instances older than the previous one of each container (the previous
@@ -690,7 +680,7 @@ mod tests {
 
     #[test]
     fn back_off_reads_as_go_durations() {
-        let s = |n| go_duration(Duration::from_secs(n));
+        let s = |n: i64| tug_api::go_duration(n * 1_000_000_000);
         assert_eq!(s(10), "10s");
         assert_eq!(s(80), "1m20s");
         assert_eq!(s(300), "5m0s");
