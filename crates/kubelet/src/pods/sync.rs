@@ -676,8 +676,6 @@ async fn report(k: &Kubelet, pod: &Pod, rt: &PodRuntime, ip: Option<String>) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn back_off_reads_as_go_durations() {
         let s = |n: i64| tug_api::go_duration(n * 1_000_000_000);
