@@ -116,14 +116,11 @@ fn classes(reg: &Registry) -> Option<std::sync::Arc<super::cache::ResourceCache>
 /// A PriorityClass by name from the watch cache (waiting for it to be fresh only on a miss,
 /// as the namespace check does).
 async fn named_class(reg: &Registry, name: &str) -> Result<Option<Value>, ApiError> {
-    let Some(cache) = classes(reg) else {
+    let Some(info) = tug_api::find("scheduling.k8s.io", "v1", "priorityclasses") else {
         return Ok(None);
     };
-    if let Some(c) = cache.get(name) {
-        return Ok(Some(c.value().clone()));
-    }
-    reg.cache.wait_fresh().await?;
-    Ok(cache.get(name).map(|c| c.value().clone()))
+    let class = reg.cache.get_current(info, name, |_| true).await?;
+    Ok(class.map(|c| c.value().clone()))
 }
 
 /// The global default PriorityClass (the highest value if several claim it, as upstream),

@@ -490,6 +490,24 @@ impl Cache {
         self.by_prefix(object::storage_prefix(info))
     }
 
+    /// One object of `info` by key (`ns/name` or `name`): as the cache has it, or — when it
+    /// is missing there or `current` refuses the cached one — after the cache has caught up
+    /// with the store. The lookups of admission and TokenRequest: objects named in a request
+    /// exist by then, so the store round trip is paid only on a miss.
+    pub async fn get_current(
+        &self,
+        info: &ResourceInfo,
+        key: &str,
+        current: impl Fn(&Value) -> bool,
+    ) -> Result<Option<Arc<Cached>>, ApiError> {
+        let cache = self.resource(info);
+        if let Some(obj) = cache.get(key).filter(|o| current(o.value())) {
+            return Ok(Some(obj));
+        }
+        self.wait_fresh().await?;
+        Ok(cache.get(key))
+    }
+
     /// The revision of the last applied event.
     pub fn revision(&self) -> &AtomicI64 {
         &self.rv

@@ -73,15 +73,12 @@ async fn find(reg: &Registry, ns: &str, name: &str) -> Result<Option<Value>, Api
     let Some(info) = tug_api::find("", "v1", "serviceaccounts") else {
         return Ok(None);
     };
-    let cache = reg.cache.resource(info);
     let key = object::relative_key(Some(ns), name);
-    if let Some(sa) = cache.get(&key) {
-        return Ok(Some(sa.value().clone()));
+    let found = reg.cache.get_current(info, &key, |_| true).await?;
+    if found.is_some() || name != DEFAULT_ACCOUNT {
+        return Ok(found.map(|sa| sa.value().clone()));
     }
-    reg.cache.wait_fresh().await?;
-    if name != DEFAULT_ACCOUNT {
-        return Ok(cache.get(&key).map(|sa| sa.value().clone()));
-    }
+    let cache = reg.cache.resource(info);
     let Ok(mut sub) = cache.subscribe(0, Some(ns), reg.cache.revision()) else {
         return Ok(None);
     };

@@ -70,14 +70,12 @@ async fn live(
         })
     };
     let info = tug_api::find("", "v1", plural).ok_or_else(missing)?;
-    let cache = reg.cache.resource(info);
     let key = relative_key(namespace, name);
-    let get = || cache.get(&key).map(|c| c.value().clone());
-    if let Some(v) = get().filter(|v| uid.is_none_or(|u| uid_of(v) == u)) {
-        return Ok(v);
-    }
-    reg.cache.wait_fresh().await?;
-    get().ok_or_else(missing)
+    let obj = reg
+        .cache
+        .get_current(info, &key, |v| uid.is_none_or(|u| uid_of(v) == u))
+        .await?;
+    obj.map(|o| o.value().clone()).ok_or_else(missing)
 }
 
 fn uid_of(obj: &Value) -> String {
