@@ -27,14 +27,10 @@ const MAX_SECONDS: i64 = 1 << 32;
 const WARN_ONLY_SECONDS: i64 = 3607;
 const EXTENDED_SECONDS: i64 = 365 * 24 * 3600;
 
-fn bad_request(message: String) -> ApiError {
-    ApiError::bad_request(message)
-}
-
 /// The typed request, or 400 naming what is wrong.
 fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_json::from_value(value)
-        .map_err(|e| bad_request(format!("decoding the request body: {e}")))
+        .map_err(|e| ApiError::bad_request(format!("decoding the request body: {e}")))
 }
 
 fn invalid(name: &str, seconds: i64, detail: &str) -> ApiError {
@@ -164,7 +160,7 @@ pub async fn request(
                 } else {
                     format!("{group}/{version}, Kind={kind}")
                 };
-                return Err(bad_request(format!(
+                return Err(ApiError::bad_request(format!(
                     "cannot bind token for serviceaccount {name:?} to object of kind {gvk:?}"
                 )));
             }
@@ -190,7 +186,7 @@ pub async fn request(
                 let spec = &obj["spec"];
                 let sa_name = spec["serviceAccountName"].as_str().unwrap_or("default");
                 if sa_name != name {
-                    return Err(bad_request(format!(
+                    return Err(ApiError::bad_request(format!(
                         "cannot bind token for serviceaccount {name:?} to pod running with different serviceaccount name."
                     )));
                 }
