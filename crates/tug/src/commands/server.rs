@@ -277,19 +277,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .merge(tug_apiserver::join::routes(pki.ca_cert.clone()))
         .layer(axum::Extension(kubelets));
     start_components(&args, &router, &token, &pki.ca_cert)?;
+    let shutdown = super::shutdown_signal();
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
     tracing::info!(%addr, "API server listening");
-    tug_apiserver::serve::serve(
-        listener,
-        tls,
-        authenticator,
-        router,
-        super::shutdown_signal(),
-    )
-    .await;
+    tug_apiserver::serve::serve(listener, tls, authenticator, router, shutdown).await;
     tracing::info!("shutting down");
     Ok(())
 }
