@@ -551,6 +551,37 @@ fn pods_bind_delete_gracefully_and_evict() {
     let bound: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(bound["spec"]["nodeName"], "node-1");
     assert_eq!(bound["status"]["conditions"][0]["type"], "PodScheduled");
+    // A pod the watch cache holds (a consistent GET waits for it) is bound from its cached
+    // bytes without decoding them: the same pod, with its node and condition, results.
+    let labelled = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"cached","labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"x"}]}}"#;
+    assert_eq!(curl(&server, "POST", PODS, &[JSON], Some(labelled)).0, 201);
+    let (code, before) = curl(&server, "GET", &format!("{PODS}/cached"), &[], None);
+    assert_eq!(code, 200, "{before}");
+    let bind_cached = br#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"cached"},"target":{"name":"node-3"}}"#;
+    let path = format!("{PODS}/cached/binding");
+    let (code, body) = curl(&server, "POST", &path, &[JSON], Some(bind_cached));
+    assert_eq!(code, 201, "{body}");
+    let (_, after) = curl(&server, "GET", &format!("{PODS}/cached"), &[], None);
+    let (mut before, after): (Value, Value) = (
+        serde_json::from_str(&before).unwrap(),
+        serde_json::from_str(&after).unwrap(),
+    );
+    assert_eq!(after["spec"]["nodeName"], "node-3", "{after}");
+    let conditions = after["status"]["conditions"].as_array().unwrap();
+    assert_eq!(conditions.len(), 1, "{after}");
+    assert_eq!(conditions[0]["type"], "PodScheduled");
+    assert_eq!(conditions[0]["status"], "True");
+    assert!(conditions[0]["lastTransitionTime"].is_string(), "{after}");
+    assert_ne!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    before["spec"]["nodeName"] = json!("node-3");
+    before["status"]["conditions"] = after["status"]["conditions"].clone();
+    before["metadata"]["resourceVersion"] = after["metadata"]["resourceVersion"].clone();
+    assert_eq!(before, after);
+    let (code, _) = curl(&server, "POST", &path, &[JSON], Some(bind_cached));
+    assert_eq!(code, 409);
     // A second binding conflicts.
     let again = br#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"web"},"target":{"name":"node-2"}}"#;
     assert_eq!(

@@ -6,6 +6,11 @@
 //! where `metadata` opens with a small scanner and splices `"resourceVersion":"<rv>"` in.
 //! Anything unusual (no `metadata` object, a key spelled with escapes, a resourceVersion
 //! already present) answers `None`, and the caller takes the decoding path.
+//!
+//! [`bind`] does the same for the scheduler's most frequent write, `pods/binding`: from the
+//! cached bytes it makes the stored bytes of the bound pod (resourceVersion out, `nodeName`
+//! and the PodScheduled condition in) without decoding the pod, when the pod plainly has no
+//! node, no deletion and no conditions yet.
 
 use bytes::Bytes;
 
@@ -58,6 +63,90 @@ fn metadata_start(b: &[u8]) -> Option<usize> {
             _ => return None,
         }
     }
+}
+
+/// The stored form of the pod whose cached bytes (stamped by [`stamp`] with `rv`) are
+/// `cached`, bound: `metadata.resourceVersion` removed, `node` (a JSON string) spliced in as
+/// `spec.nodeName` and `condition` (a JSON object) as the only `status.conditions` entry.
+/// `None` unless the pod has a `spec` without `nodeName`, `metadata` without
+/// `deletionTimestamp` and starting with the stamp, and a `status` (or none) without
+/// `conditions`; the caller then decodes, and so also answers every refusal.
+pub fn bind(cached: &[u8], rv: i64, node: &[u8], condition: &[u8]) -> Option<Bytes> {
+    let mut s = Scanner { b: cached, i: 0 };
+    s.expect(b'{')?;
+    let (mut meta, mut spec, mut status) = (None, None, None);
+    let end = loop {
+        let key = s.string()?;
+        s.expect(b':')?;
+        let (slot, refused): (&mut Option<usize>, &[u8]) = match key {
+            b"metadata" => (&mut meta, b"deletionTimestamp"),
+            b"spec" => (&mut spec, b"nodeName"),
+            b"status" => (&mut status, b"conditions"),
+            k if k.contains(&b'\\') => return None,
+            _ => {
+                s.skip_value()?;
+                match s.next()? {
+                    b',' => continue,
+                    b'}' => break s.i - 1,
+                    _ => return None,
+                }
+            }
+        };
+        if slot.is_some() || s.next()? != b'{' {
+            return None;
+        }
+        *slot = Some(s.i);
+        if s.object_has_key(refused)? {
+            return None;
+        }
+        match s.next()? {
+            b',' => {}
+            b'}' => break s.i - 1,
+            _ => return None,
+        }
+    };
+    if !cached[end + 1..].iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let (meta, spec) = (meta?, spec?);
+    let stamp = format!("\"resourceVersion\":\"{rv}\"");
+    if !cached[meta..].starts_with(stamp.as_bytes()) {
+        return None;
+    }
+    let mut stamp_end = meta + stamp.len();
+    if cached.get(stamp_end) == Some(&b',') {
+        stamp_end += 1;
+    }
+    let member = |name: &[u8], value: &[u8], at: usize| {
+        let empty = cached[at..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+        let mut m = [&b"\""[..], name, b"\":", value].concat();
+        if !empty {
+            m.push(b',');
+        }
+        m
+    };
+    let conditions = [&b"["[..], condition, b"]"].concat();
+    let mut edits: Vec<(usize, usize, Vec<u8>)> = vec![
+        (meta, stamp_end, Vec::new()),
+        (spec, spec, member(b"nodeName", node, spec)),
+    ];
+    edits.push(match status {
+        Some(at) => (at, at, member(b"conditions", &conditions, at)),
+        None => {
+            let whole = [&b",\"status\":{\"conditions\":"[..], &conditions, b"}"].concat();
+            (end, end, whole)
+        }
+    });
+    edits.sort_by_key(|e| e.0);
+    let mut out = Vec::with_capacity(cached.len() + node.len() + condition.len() + 64);
+    let mut from = 0;
+    for (start, stop, insert) in edits {
+        out.extend_from_slice(&cached[from..start]);
+        out.extend_from_slice(&insert);
+        from = stop;
+    }
+    out.extend_from_slice(&cached[from..]);
+    Some(Bytes::from(out))
 }
 
 /// A cursor over JSON text that understands just enough to step over values.
@@ -227,6 +316,73 @@ mod tests {
             b"{\"metadata\":{},\"x\":1",
         ] {
             assert!(stamp(bad, 1).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    fn bound_by_decoding(cached: &[u8], node: &str, condition: &Value) -> Value {
+        let mut pod = decoded(cached);
+        pod["spec"]["nodeName"] = json!(node);
+        pod["status"]["conditions"] = json!([condition]);
+        if let Some(m) = pod["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        pod
+    }
+
+    #[test]
+    fn a_spliced_binding_decodes_as_the_decoded_one() {
+        let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null});
+        let cond = serde_json::to_vec(&condition).unwrap_or_default();
+        for obj in [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "}"}},
+                   "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Pending"}}),
+            json!({"metadata": {"name": "p"}, "spec": {}}),
+            json!({"spec": {"x": [1, {"nodeName": "inner"}]}, "status": {}, "metadata": {}}),
+        ] {
+            let stored = serde_json::to_vec(&obj).unwrap_or_default();
+            let cached = stamp(&stored, 9).unwrap_or_default();
+            let bound = bind(&cached, 9, b"\"n\\\"1\"", &cond);
+            let bound = bound.unwrap_or_else(|| panic!("not spliced: {obj}"));
+            assert_eq!(
+                decoded(&bound),
+                bound_by_decoding(&cached, "n\"1", &condition)
+            );
+        }
+    }
+
+    #[test]
+    fn bindings_the_splice_cannot_prove_are_left_to_decoding() {
+        let cond = b"{}";
+        for (obj, rv) in [
+            (json!({"metadata": {}, "spec": {"nodeName": ""}}), 9),
+            (
+                json!({"metadata": {"deletionTimestamp": "t"}, "spec": {}}),
+                9,
+            ),
+            (
+                json!({"metadata": {}, "spec": {}, "status": {"conditions": []}}),
+                9,
+            ),
+            (json!({"metadata": {}, "spec": null}), 9),
+            (json!({"metadata": {}}), 9),
+            (json!({"metadata": {}, "spec": {}}), 8),
+        ] {
+            let stored = serde_json::to_vec(&obj).unwrap_or_default();
+            let cached = stamp(&stored, 9).unwrap_or_default();
+            assert!(bind(&cached, rv, b"\"n\"", cond).is_none(), "{obj} at {rv}");
+        }
+        for bad in [
+            &b"{\"metadata\":{\"resourceVersion\":\"9\"},\"spec\":{},\"spec\":{}}"[..],
+            b"{\"metadata\":{\"resourceVersion\":\"9\"},\"sp\\u0065c\":{\"nodeName\":\"x\"}}",
+            b"{\"metadata\":{\"resourceVersion\":\"9\"},\"spec\":{}} x",
+            b"{\"metadata\":{\"resourceVersion\":\"9\"},\"spec\":{}",
+            b"{\"metadata\":{\"name\":\"p\",\"resourceVersion\":\"9\"},\"spec\":{}}",
+        ] {
+            assert!(
+                bind(bad, 9, b"\"n\"", cond).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -291,7 +291,31 @@ async fn bind(
         .cache
         .resource(t.info)
         .get(&object::relative_key(t.namespace.as_deref(), &name));
+    let now = tug_api::meta::timestamp(render::now_unix());
+    let condition = json!({
+        "type": "PodScheduled", "status": "True", "lastProbeTime": null,
+        "lastTransitionTime": now,
+    });
     for _ in 0..write::RETRIES {
+        // The usual case, a new pod from the cache, is spliced without decoding it.
+        let spliced = cached.as_ref().and_then(|c| {
+            let node = serde_json::to_vec(&node).ok()?;
+            let condition = serde_json::to_vec(&condition).ok()?;
+            Some((c.rv, super::stamp::bind(&c.bytes, c.rv, &node, &condition)?))
+        });
+        if let Some((revision, bytes)) = spliced {
+            if dry_run {
+                return Ok(render::value_response(StatusCode::CREATED, &success()));
+            }
+            match reg.store.update(&key, bytes, revision).await {
+                Ok(_) => return Ok(render::value_response(StatusCode::CREATED, &success())),
+                Err(tug_store::Error::Conflict { .. }) => {
+                    cached = None;
+                    continue;
+                }
+                Err(e) => return Err(ApiError::from_store(&e, t.status_target())),
+            }
+        }
         let (revision, mut pod) = match cached.take() {
             Some(c) => (
                 c.rv,
@@ -316,11 +340,6 @@ async fn bind(
             ));
         }
         pod["spec"]["nodeName"] = json!(node);
-        let now = tug_api::meta::timestamp(render::now_unix());
-        let condition = json!({
-            "type": "PodScheduled", "status": "True", "lastProbeTime": null,
-            "lastTransitionTime": now,
-        });
         let conditions = pod["status"]["conditions"]
             .as_array()
             .cloned()
@@ -329,7 +348,7 @@ async fn bind(
             .into_iter()
             .filter(|c| c["type"] != "PodScheduled")
             .collect();
-        conditions.push(condition);
+        conditions.push(condition.clone());
         pod["status"]["conditions"] = json!(conditions);
         if dry_run {
             return Ok(render::value_response(StatusCode::CREATED, &success()));
