@@ -557,9 +557,28 @@ fn pods_bind_delete_gracefully_and_evict() {
     assert_eq!(curl(&server, "POST", PODS, &[JSON], Some(labelled)).0, 201);
     let (code, before) = curl(&server, "GET", &format!("{PODS}/cached"), &[], None);
     assert_eq!(code, 200, "{before}");
-    let bind_cached = br#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"cached"},"target":{"name":"node-3"}}"#;
+    let uid = serde_json::from_str::<Value>(&before).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let binding_for = |uid: &str| {
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": "cached", "uid": uid}, "target": {"name": "node-3"}}))
+        .unwrap()
+    };
     let path = format!("{PODS}/cached/binding");
-    let (code, body) = curl(&server, "POST", &path, &[JSON], Some(bind_cached));
+    // A binding for another incarnation of the pod (upstream's UID precondition) conflicts.
+    let (code, body) = curl(&server, "POST", &path, &[JSON], Some(&binding_for("other")));
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        status(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("Precondition failed: UID in precondition: other"),
+        "{body}"
+    );
+    let bind_cached = binding_for(&uid);
+    let (code, body) = curl(&server, "POST", &path, &[JSON], Some(&bind_cached));
     assert_eq!(code, 201, "{body}");
     let (_, after) = curl(&server, "GET", &format!("{PODS}/cached"), &[], None);
     let (mut before, after): (Value, Value) = (
@@ -580,8 +599,53 @@ fn pods_bind_delete_gracefully_and_evict() {
     before["status"]["conditions"] = after["status"]["conditions"].clone();
     before["metadata"]["resourceVersion"] = after["metadata"]["resourceVersion"].clone();
     assert_eq!(before, after);
-    let (code, _) = curl(&server, "POST", &path, &[JSON], Some(bind_cached));
+    let (code, _) = curl(&server, "POST", &path, &[JSON], Some(&bind_cached));
     assert_eq!(code, 409);
+    // A gated pod is not bound; a binding's annotations are merged into the pod and the
+    // nomination goes, as upstream's binding storage does.
+    let gated = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"gated"},"spec":{"schedulingGates":[{"name":"g"}],"containers":[{"name":"c","image":"x"}]}}"#;
+    assert_eq!(curl(&server, "POST", PODS, &[JSON], Some(gated)).0, 201);
+    let bind_gated = br#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"gated"},"target":{"name":"n"}}"#;
+    let (code, body) = curl(
+        &server,
+        "POST",
+        &format!("{PODS}/gated/binding"),
+        &[JSON],
+        Some(bind_gated),
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("has non-empty .spec.schedulingGates"),
+        "{body}"
+    );
+    assert_eq!(
+        curl(&server, "POST", PODS, &[JSON], Some(&pod("nominated"))).0,
+        201
+    );
+    let nominate = br#"{"status":{"nominatedNodeName":"n"}}"#;
+    let merge = "Content-Type: application/merge-patch+json";
+    let (code, body) = curl(
+        &server,
+        "PATCH",
+        &format!("{PODS}/nominated/status"),
+        &[merge],
+        Some(nominate),
+    );
+    assert_eq!(code, 200, "{body}");
+    let annotated = br#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"nominated","annotations":{"a":"b"}},"target":{"name":"n"}}"#;
+    let (code, body) = curl(
+        &server,
+        "POST",
+        &format!("{PODS}/nominated/binding"),
+        &[JSON],
+        Some(annotated),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (_, body) = curl(&server, "GET", &format!("{PODS}/nominated"), &[], None);
+    let bound: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(bound["metadata"]["annotations"]["a"], "b", "{body}");
+    assert!(bound["status"].get("nominatedNodeName").is_none(), "{body}");
+    assert_eq!(bound["spec"]["nodeName"], "n", "{body}");
     // A second binding conflicts.
     let again = br#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"web"},"target":{"name":"node-2"}}"#;
     assert_eq!(

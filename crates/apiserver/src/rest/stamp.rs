@@ -68,20 +68,28 @@ fn metadata_start(b: &[u8]) -> Option<usize> {
 /// The stored form of the pod whose cached bytes (stamped by [`stamp`] with `rv`) are
 /// `cached`, bound: `metadata.resourceVersion` removed, `node` (a JSON string) spliced in as
 /// `spec.nodeName` and `condition` (a JSON object) as the only `status.conditions` entry.
-/// `None` unless the pod has a `spec` without `nodeName`, `metadata` without
-/// `deletionTimestamp` and starting with the stamp, and a `status` (or none) without
-/// `conditions`; the caller then decodes, and so also answers every refusal.
-pub fn bind(cached: &[u8], rv: i64, node: &[u8], condition: &[u8]) -> Option<Bytes> {
+/// `None` unless the pod has a `spec` without `nodeName` or `schedulingGates`, `metadata`
+/// without `deletionTimestamp`, starting with the stamp and whose `uid` is `uid` (when the
+/// binding names one), and a `status` (or none) without `conditions` or
+/// `nominatedNodeName`; the caller then decodes, and so also answers every refusal.
+pub fn bind(
+    cached: &[u8],
+    rv: i64,
+    uid: Option<&str>,
+    node: &[u8],
+    condition: &[u8],
+) -> Option<Bytes> {
     let mut s = Scanner { b: cached, i: 0 };
     s.expect(b'{')?;
     let (mut meta, mut spec, mut status) = (None, None, None);
+    let mut found_uid = None;
     let end = loop {
         let key = s.string()?;
         s.expect(b':')?;
-        let (slot, refused): (&mut Option<usize>, &[u8]) = match key {
-            b"metadata" => (&mut meta, b"deletionTimestamp"),
-            b"spec" => (&mut spec, b"nodeName"),
-            b"status" => (&mut status, b"conditions"),
+        let (slot, refused): (&mut Option<usize>, &[&[u8]]) = match key {
+            b"metadata" => (&mut meta, &[b"deletionTimestamp"]),
+            b"spec" => (&mut spec, &[b"nodeName", b"schedulingGates"]),
+            b"status" => (&mut status, &[b"conditions", b"nominatedNodeName"]),
             k if k.contains(&b'\\') => return None,
             _ => {
                 s.skip_value()?;
@@ -96,8 +104,12 @@ pub fn bind(cached: &[u8], rv: i64, node: &[u8], condition: &[u8]) -> Option<Byt
             return None;
         }
         *slot = Some(s.i);
-        if s.object_has_key(refused)? {
+        let (refuse, uid) = s.members(refused, b"uid")?;
+        if refuse {
             return None;
+        }
+        if key == b"metadata" {
+            found_uid = uid;
         }
         match s.next()? {
             b',' => {}
@@ -105,6 +117,9 @@ pub fn bind(cached: &[u8], rv: i64, node: &[u8], condition: &[u8]) -> Option<Byt
             _ => return None,
         }
     };
+    if uid.is_some_and(|u| found_uid != Some(u.as_bytes())) {
+        return None;
+    }
     if !cached[end + 1..].iter().all(u8::is_ascii_whitespace) {
         return None;
     }
@@ -250,6 +265,32 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The members of the object whose `{` was just consumed: whether any is called one of
+    /// `refused` (or has an escaped name), and the raw value of the string member `wanted`
+    /// (`None` if absent, not a string or escaped). Consumes the object.
+    fn members(&mut self, refused: &[&[u8]], wanted: &[u8]) -> Option<(bool, Option<&'a [u8]>)> {
+        let (mut refuse, mut value) = (false, None);
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some((false, None));
+        }
+        loop {
+            let k = self.string()?;
+            refuse |= refused.contains(&k) || k.contains(&b'\\');
+            self.expect(b':')?;
+            if k == wanted && self.peek()? == b'"' {
+                value = self.string().filter(|v| !v.contains(&b'\\'));
+            } else {
+                self.skip_value()?;
+            }
+            match self.next()? {
+                b',' => {}
+                b'}' => return Some((refuse, value)),
+                _ => return None,
+            }
+        }
+    }
+
     fn keys_until_end(&mut self, key: &[u8]) -> Option<bool> {
         let mut found = false;
         loop {
@@ -334,14 +375,16 @@ mod tests {
         let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null});
         let cond = serde_json::to_vec(&condition).unwrap_or_default();
         for obj in [
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "}"}},
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "p", "uid": "u-1", "labels": {"a": "}"}},
                    "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Pending"}}),
             json!({"metadata": {"name": "p"}, "spec": {}}),
             json!({"spec": {"x": [1, {"nodeName": "inner"}]}, "status": {}, "metadata": {}}),
         ] {
             let stored = serde_json::to_vec(&obj).unwrap_or_default();
             let cached = stamp(&stored, 9).unwrap_or_default();
-            let bound = bind(&cached, 9, b"\"n\\\"1\"", &cond);
+            let uid = obj["metadata"]["uid"].as_str();
+            let bound = bind(&cached, 9, uid, b"\"n\\\"1\"", &cond);
             let bound = bound.unwrap_or_else(|| panic!("not spliced: {obj}"));
             assert_eq!(
                 decoded(&bound),
@@ -366,10 +409,34 @@ mod tests {
             (json!({"metadata": {}, "spec": null}), 9),
             (json!({"metadata": {}}), 9),
             (json!({"metadata": {}, "spec": {}}), 8),
+            (
+                json!({"metadata": {}, "spec": {"schedulingGates": [{"name": "g"}]}}),
+                9,
+            ),
+            (
+                json!({"metadata": {}, "spec": {}, "status": {"nominatedNodeName": "n"}}),
+                9,
+            ),
         ] {
             let stored = serde_json::to_vec(&obj).unwrap_or_default();
             let cached = stamp(&stored, 9).unwrap_or_default();
-            assert!(bind(&cached, rv, b"\"n\"", cond).is_none(), "{obj} at {rv}");
+            assert!(
+                bind(&cached, rv, None, b"\"n\"", cond).is_none(),
+                "{obj} at {rv}"
+            );
+        }
+        // A binding for another incarnation of the pod (its uid differs), or naming a uid
+        // when the cached pod shows none.
+        for obj in [
+            json!({"metadata": {"uid": "old"}, "spec": {}}),
+            json!({"metadata": {}, "spec": {}}),
+        ] {
+            let stored = serde_json::to_vec(&obj).unwrap_or_default();
+            let cached = stamp(&stored, 9).unwrap_or_default();
+            assert!(
+                bind(&cached, 9, Some("new"), b"\"n\"", cond).is_none(),
+                "{obj}"
+            );
         }
         for bad in [
             &b"{\"metadata\":{\"resourceVersion\":\"9\"},\"spec\":{},\"spec\":{}}"[..],
@@ -379,7 +446,7 @@ mod tests {
             b"{\"metadata\":{\"name\":\"p\",\"resourceVersion\":\"9\"},\"spec\":{}}",
         ] {
             assert!(
-                bind(bad, 9, b"\"n\"", cond).is_none(),
+                bind(bad, 9, None, b"\"n\"", cond).is_none(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );

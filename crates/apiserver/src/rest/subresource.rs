@@ -296,13 +296,30 @@ async fn bind(
         "type": "PodScheduled", "status": "True", "lastProbeTime": null,
         "lastTransitionTime": now,
     });
+    let uid = binding["metadata"]["uid"]
+        .as_str()
+        .filter(|u| !u.is_empty());
+    let annotations = binding["metadata"]["annotations"]
+        .as_object()
+        .filter(|a| !a.is_empty());
+    if annotations.is_some_and(|a| a.values().any(|v| !v.is_string())) {
+        return Err(ApiError::bad_request(
+            "Binding in version \"v1\" cannot be handled as a Binding: metadata.annotations: expected string values".into(),
+        ));
+    }
     for _ in 0..write::RETRIES {
         // The usual case, a new pod from the cache, is spliced without decoding it.
-        let spliced = cached.as_ref().and_then(|c| {
-            let node = serde_json::to_vec(&node).ok()?;
-            let condition = serde_json::to_vec(&condition).ok()?;
-            Some((c.rv, super::stamp::bind(&c.bytes, c.rv, &node, &condition)?))
-        });
+        let spliced = cached
+            .as_ref()
+            .filter(|_| annotations.is_none())
+            .and_then(|c| {
+                let node = serde_json::to_vec(&node).ok()?;
+                let condition = serde_json::to_vec(&condition).ok()?;
+                Some((
+                    c.rv,
+                    super::stamp::bind(&c.bytes, c.rv, uid, &node, &condition)?,
+                ))
+            });
         if let Some((revision, bytes)) = spliced {
             if dry_run {
                 return Ok(render::value_response(StatusCode::CREATED, &success()));
@@ -316,30 +333,36 @@ async fn bind(
                 Err(e) => return Err(ApiError::from_store(&e, t.status_target())),
             }
         }
-        let (revision, mut pod) = match cached.take() {
+        let (revision, mut pod, from_cache) = match cached.take() {
             Some(c) => (
                 c.rv,
                 c.decode()
                     .map_err(|e| ApiError::internal(format!("undecodable object {key}: {e}")))?,
+                true,
             ),
             None => {
                 let (kv, pod) = write::load(reg, t, &key).await?;
-                (kv.mod_revision, pod)
+                (kv.mod_revision, pod, false)
             }
         };
-        if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-            return Err(ApiError::conflict(
-                t.status_target(),
-                format!("pod {name} is already assigned to node {existing:?}"),
-            ));
-        }
-        if object::is_deleting(&pod) {
-            return Err(ApiError::conflict(
-                t.status_target(),
-                format!("pod {name} is being deleted, cannot be assigned to a host"),
-            ));
+        if let Some(refusal) = refuse_binding(&pod, &name, uid) {
+            // A cached copy may be stale (another incarnation, gates since removed): the
+            // refusal stands only on what the store holds.
+            if from_cache {
+                continue;
+            }
+            return Err(ApiError::conflict(t.status_target(), refusal));
         }
         pod["spec"]["nodeName"] = json!(node);
+        if let Some(status) = pod["status"].as_object_mut() {
+            // Upstream's ClearingNominatedNodeNameAfterBinding (on by default).
+            status.remove("nominatedNodeName");
+        }
+        if let Some(annotations) = annotations {
+            for (k, v) in annotations {
+                pod["metadata"]["annotations"][k] = v.clone();
+            }
+        }
         let conditions = pod["status"]["conditions"]
             .as_array()
             .cloned()
@@ -364,6 +387,33 @@ async fn bind(
         }
     }
     Err(write::kept_changing(t))
+}
+
+/// Why a pod cannot be bound, in upstream's words (its binding storage's checks).
+fn refuse_binding(pod: &Value, name: &str, uid: Option<&str>) -> Option<String> {
+    let pod_uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+    if let Some(uid) = uid.filter(|u| *u != pod_uid) {
+        return Some(format!(
+            "Precondition failed: UID in precondition: {uid}, UID in object meta: {pod_uid}"
+        ));
+    }
+    if object::is_deleting(pod) {
+        return Some(format!(
+            "pod {name} is being deleted, cannot be assigned to a host"
+        ));
+    }
+    if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+        return Some(format!(
+            "pod {name} is already assigned to node {existing:?}"
+        ));
+    }
+    if pod["spec"]["schedulingGates"]
+        .as_array()
+        .is_some_and(|g| !g.is_empty())
+    {
+        return Some(format!("pod {name} has non-empty .spec.schedulingGates"));
+    }
+    None
 }
 
 /// namespaces/finalize: replaces the namespace's spec.finalizers.
