@@ -307,18 +307,16 @@ async fn bind(
             "Binding in version \"v1\" cannot be handled as a Binding: metadata.annotations: expected string values".into(),
         ));
     }
+    let node_json = serde_json::to_vec(&node).unwrap_or_default();
+    let condition_json = serde_json::to_vec(&condition).unwrap_or_default();
     for _ in 0..write::RETRIES {
         // The usual case, a new pod from the cache, is spliced without decoding it.
         let spliced = cached
             .as_ref()
             .filter(|_| annotations.is_none())
             .and_then(|c| {
-                let node = serde_json::to_vec(&node).ok()?;
-                let condition = serde_json::to_vec(&condition).ok()?;
-                Some((
-                    c.rv,
-                    super::stamp::bind(&c.bytes, c.rv, uid, &node, &condition)?,
-                ))
+                let bytes = super::stamp::bind(&c.bytes, c.rv, uid, &node_json, &condition_json)?;
+                Some((c.rv, bytes))
             });
         if let Some((revision, bytes)) = spliced {
             if dry_run {
