@@ -248,11 +248,7 @@ impl<'a> Scanner<'a> {
     /// Whether the object whose `{` was just consumed has `key` among its own keys (any
     /// escaped key counts as a match, so the caller falls back to decoding). Consumes it.
     fn object_has_key(&mut self, key: &[u8]) -> Option<bool> {
-        if self.peek()? == b'}' {
-            self.i += 1;
-            return Some(false);
-        }
-        self.keys_until_end(key)
+        Some(self.members(&[key], b"")?.0)
     }
 
     /// After a member of an object: whether a later member is called `key` (or has an
@@ -260,7 +256,7 @@ impl<'a> Scanner<'a> {
     fn later_key(&mut self, key: &[u8]) -> Option<bool> {
         match self.next()? {
             b'}' => Some(false),
-            b',' => self.keys_until_end(key),
+            b',' => Some(self.members_from_key(&[key], b"")?.0),
             _ => None,
         }
     }
@@ -269,16 +265,25 @@ impl<'a> Scanner<'a> {
     /// `refused` (or has an escaped name), and the raw value of the string member `wanted`
     /// (`None` if absent, not a string or escaped). Consumes the object.
     fn members(&mut self, refused: &[&[u8]], wanted: &[u8]) -> Option<(bool, Option<&'a [u8]>)> {
-        let (mut refuse, mut value) = (false, None);
         if self.peek()? == b'}' {
             self.i += 1;
             return Some((false, None));
         }
+        self.members_from_key(refused, wanted)
+    }
+
+    /// [`members`](Self::members) from a member's key to the object's end.
+    fn members_from_key(
+        &mut self,
+        refused: &[&[u8]],
+        wanted: &[u8],
+    ) -> Option<(bool, Option<&'a [u8]>)> {
+        let (mut refuse, mut value) = (false, None);
         loop {
             let k = self.string()?;
             refuse |= refused.contains(&k) || k.contains(&b'\\');
             self.expect(b':')?;
-            if k == wanted && self.peek()? == b'"' {
+            if !wanted.is_empty() && k == wanted && self.peek()? == b'"' {
                 value = self.string().filter(|v| !v.contains(&b'\\'));
             } else {
                 self.skip_value()?;
@@ -286,21 +291,6 @@ impl<'a> Scanner<'a> {
             match self.next()? {
                 b',' => {}
                 b'}' => return Some((refuse, value)),
-                _ => return None,
-            }
-        }
-    }
-
-    fn keys_until_end(&mut self, key: &[u8]) -> Option<bool> {
-        let mut found = false;
-        loop {
-            let k = self.string()?;
-            found |= k == key || k.contains(&b'\\');
-            self.expect(b':')?;
-            self.skip_value()?;
-            match self.next()? {
-                b',' => {}
-                b'}' => return Some(found),
                 _ => return None,
             }
         }
