@@ -13,6 +13,7 @@ mod go;
 pub mod meta;
 pub mod printers;
 pub mod protobuf;
+pub mod rbac;
 pub mod schema;
 pub mod selectors;
 pub mod strategic;
