@@ -82,26 +82,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{signal, Signal, SignalKind};
     // Registered now, not when first polled: a signal between the caller's set-up and its
     // first wait must not take the default action (exit by the signal).
-    let mut int = signal(SignalKind::interrupt()).ok();
-    let mut term = signal(SignalKind::terminate()).ok();
-    async move {
-        let wait = |s: &mut Option<tokio::signal::unix::Signal>| {
-            let s = s.take();
-            async move {
-                match s {
-                    Some(mut s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
+    let int = signal(SignalKind::interrupt()).ok();
+    let term = signal(SignalKind::terminate()).ok();
+    async fn recv(s: Option<Signal>) {
+        match s {
+            Some(mut s) => {
+                s.recv().await;
             }
-        };
+            None => std::future::pending::<()>().await,
+        }
+    }
+    async move {
         tokio::select! {
-            () = wait(&mut int) => {},
-            () = wait(&mut term) => {},
+            () = recv(int) => {},
+            () = recv(term) => {},
         }
     }
 }
