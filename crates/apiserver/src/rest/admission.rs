@@ -109,14 +109,18 @@ async fn priority(reg: &Registry, t: &Target, pod: &mut Value) -> Result<(), Api
     Ok(())
 }
 
+fn class_info() -> Option<&'static tug_api::ResourceInfo> {
+    tug_api::find("scheduling.k8s.io", "v1", "priorityclasses")
+}
+
 fn classes(reg: &Registry) -> Option<std::sync::Arc<super::cache::ResourceCache>> {
-    tug_api::find("scheduling.k8s.io", "v1", "priorityclasses").map(|info| reg.cache.resource(info))
+    class_info().map(|info| reg.cache.resource(info))
 }
 
 /// A PriorityClass by name from the watch cache (waiting for it to be fresh only on a miss,
 /// as the namespace check does).
 async fn named_class(reg: &Registry, name: &str) -> Result<Option<Value>, ApiError> {
-    let Some(info) = tug_api::find("scheduling.k8s.io", "v1", "priorityclasses") else {
+    let Some(info) = class_info() else {
         return Ok(None);
     };
     let class = reg.cache.get_current(info, name, |_| true).await?;
