@@ -60,9 +60,10 @@ pub struct Policy<'a> {
 }
 
 impl Policy<'_> {
-    /// Whether some rule bound to `user` allows `request`; the reason names the binding
-    /// that allowed it, as upstream's does ("RBAC: allowed by ClusterRoleBinding …").
-    pub fn allows(&self, user: User<'_>, request: &Request<'_>) -> (bool, String) {
+    /// Whether some rule bound to `user` allows `request`: the reason, naming the binding
+    /// that allowed it as upstream's does ("RBAC: allowed by ClusterRoleBinding …"), or
+    /// `None` when nothing does.
+    pub fn allows(&self, user: User<'_>, request: &Request<'_>) -> Option<String> {
         for b in self.cluster_role_bindings {
             let subjects = b.subjects.as_deref().unwrap_or_default();
             if b.role_ref.kind != "ClusterRole" || !subjects.iter().any(|s| applies(s, user, "")) {
@@ -73,21 +74,18 @@ impl Policy<'_> {
                 .any(|r| rule_allows(r, request))
             {
                 let name = b.metadata.name.as_deref().unwrap_or("");
-                return (
-                    true,
-                    format!(
-                        "RBAC: allowed by ClusterRoleBinding {name:?} of ClusterRole {:?} to {}",
-                        b.role_ref.name,
-                        subject_names(subjects, user, "")
-                    ),
-                );
+                return Some(format!(
+                    "RBAC: allowed by ClusterRoleBinding {name:?} of ClusterRole {:?} to {}",
+                    b.role_ref.name,
+                    subject_names(subjects, user, "")
+                ));
             }
         }
         let Request::Resource { namespace, .. } = request else {
-            return (false, String::new());
+            return None;
         };
         if namespace.is_empty() {
-            return (false, String::new());
+            return None;
         }
         for b in self.role_bindings {
             if b.metadata.namespace.as_deref() != Some(namespace) {
@@ -108,18 +106,15 @@ impl Policy<'_> {
             };
             if allowed {
                 let name = b.metadata.name.as_deref().unwrap_or("");
-                return (
-                    true,
-                    format!(
-                        "RBAC: allowed by RoleBinding \"{name}/{namespace}\" of {} {:?} to {}",
-                        b.role_ref.kind,
-                        b.role_ref.name,
-                        subject_names(subjects, user, namespace)
-                    ),
-                );
+                return Some(format!(
+                    "RBAC: allowed by RoleBinding \"{name}/{namespace}\" of {} {:?} to {}",
+                    b.role_ref.kind,
+                    b.role_ref.name,
+                    subject_names(subjects, user, namespace)
+                ));
             }
         }
-        (false, String::new())
+        None
     }
 
     fn cluster_rules<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s PolicyRule> {
@@ -166,7 +161,12 @@ pub fn applies(subject: &Subject, user: User<'_>, namespace: &str) -> bool {
                 .as_deref()
                 .filter(|n| !n.is_empty())
                 .unwrap_or(namespace);
-            !ns.is_empty() && user.name == format!("system:serviceaccount:{ns}:{}", subject.name)
+            !ns.is_empty()
+                && user
+                    .name
+                    .strip_prefix("system:serviceaccount:")
+                    .and_then(|rest| rest.split_once(':'))
+                    == Some((ns, subject.name.as_str()))
         }
         _ => false,
     }
@@ -342,26 +342,27 @@ mod tests {
         };
         // A Role through a RoleBinding, in its namespace only; the ServiceAccount subject
         // takes the binding's namespace.
-        assert!(policy.allows(sa, &pods("get", "a")).0);
-        assert!(!policy.allows(sa, &pods("get", "b")).0);
-        assert!(!policy.allows(sa, &pods("list", "a")).0);
+        assert!(policy.allows(sa, &pods("get", "a")).is_some());
+        assert!(policy.allows(sa, &pods("get", "b")).is_none());
+        assert!(policy.allows(sa, &pods("list", "a")).is_none());
         // A ClusterRole through a RoleBinding: that namespace only.
-        let (ok, why) = policy.allows(alice, &pods("list", "b"));
-        assert!(ok);
+        let why = policy.allows(alice, &pods("list", "b"));
         assert_eq!(
-            why,
-            "RBAC: allowed by RoleBinding \"crb-in-b/b\" of ClusterRole \"lister\" to User \"alice\""
+            why.as_deref(),
+            Some(
+                "RBAC: allowed by RoleBinding \"crb-in-b/b\" of ClusterRole \"lister\" to User \"alice\""
+            )
         );
-        assert!(!policy.allows(alice, &pods("list", "a")).0);
-        assert!(!policy.allows(alice, &pods("list", "")).0);
+        assert!(policy.allows(alice, &pods("list", "a")).is_none());
+        assert!(policy.allows(alice, &pods("list", "")).is_none());
         // A ClusterRoleBinding: everywhere, cluster scope included.
-        assert!(policy.allows(dev, &pods("list", "")).0);
-        assert!(policy.allows(dev, &pods("list", "z")).0);
-        assert!(!policy.allows(dev, &pods("get", "z")).0);
+        assert!(policy.allows(dev, &pods("list", "")).is_some());
+        assert!(policy.allows(dev, &pods("list", "z")).is_some());
+        assert!(policy.allows(dev, &pods("get", "z")).is_none());
         let nothing = User {
             name: "mallory",
             groups: &none,
         };
-        assert!(!policy.allows(nothing, &pods("list", "a")).0);
+        assert!(policy.allows(nothing, &pods("list", "a")).is_none());
     }
 }
