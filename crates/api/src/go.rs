@@ -1,6 +1,6 @@
 //! How Go prints values, for error messages that read exactly as upstream's: `%q` of a
-//! string, the `%T` name of a decoded JSON value and `time.Duration.String()`. (Strategic merge patch's `%v` printing
-//! of whole values lives with it, in `strategic::gofmt`.)
+//! string, the `%T` name of a decoded JSON value and `time.Duration.String()`. (Strategic
+//! merge patch's `%v` printing of whole values lives with it, in `strategic::gofmt`.)
 
 use serde_json::Value;
 

@@ -388,6 +388,8 @@ async fn bind(
 }
 
 /// Why a pod cannot be bound, in upstream's words (its binding storage's checks).
+/// `stamp::bind` splices only pods where none of these fields is present (and the UID
+/// matches), so a new check here needs its field among the splice's refused keys.
 fn refuse_binding(pod: &Value, name: &str, uid: Option<&str>) -> Option<String> {
     let pod_uid = pod["metadata"]["uid"].as_str().unwrap_or("");
     if let Some(uid) = uid.filter(|u| *u != pod_uid) {
